@@ -1,0 +1,1 @@
+"""The public API of funcpipe_rag; see :mod:`funcpipe_rag.api.core`."""

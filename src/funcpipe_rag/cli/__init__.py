@@ -1,0 +1,1 @@
+"""The funcpipe command line: one module per command, Rich only in ``render``."""

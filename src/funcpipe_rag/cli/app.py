@@ -1,0 +1,32 @@
+"""The ``funcpipe`` Typer application: wires the commands, nothing else."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="funcpipe",
+    help=(
+        "RAG ingestion that never leaks a resource and never loses paid embedding work.\n\n"
+        "Data goes to stdout (NDJSON with --jsonl); progress, reports and errors go to stderr."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        from .. import __version__
+
+        typer.echo(f"funcpipe {__version__}")
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,50 @@
+"""The one exception tree of funcpipe.
+
+Per-item failures never raise: they travel as ``Err(ErrInfo)`` values through the
+stream. Exceptions are for configuration errors (raised when a function is called,
+not at the first ``next()``), misuse of a closed resource, and cleanup failures::
+
+    FuncpipeError
+    ├── ConfigError            bad arguments or settings; the CLI exits 2
+    │   └── IndexMismatchError the index holds another vector space
+    ├── ResourceClosedError    a client, index or pool used after close()
+    ├── CleanupError           a close() failed with no other exception in flight
+    └── IndexLockedError       another writer holds the index past the timeout
+"""
+
+from __future__ import annotations
+
+
+class FuncpipeError(Exception):
+    """Base class of every exception funcpipe raises on purpose."""
+
+
+class ConfigError(FuncpipeError, ValueError):
+    """Bad arguments or settings; raised eagerly, before any I/O or iteration.
+
+    A ``ValueError`` too, so callers that validate with ``except ValueError`` keep working.
+    """
+
+
+class IndexMismatchError(ConfigError):
+    """The index was built with another embedder, model, dimension or chunker."""
+
+
+class ResourceClosedError(FuncpipeError, RuntimeError):
+    """A resource was used after it was closed."""
+
+
+class CleanupError(FuncpipeError):
+    """One or more cleanup steps failed while no other exception was in flight.
+
+    ``errors`` keeps every failure in the order they happened; the first is also the
+    ``__cause__``.
+    """
+
+    def __init__(self, message: str, errors: list[BaseException]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class IndexLockedError(FuncpipeError):
+    """Another process holds the index's write lock longer than the busy timeout."""

@@ -1,0 +1,1 @@
+"""Policies over Result streams: resources, breakers, retries and error reports."""
