@@ -12,8 +12,9 @@ def test_all_is_sorted_and_complete() -> None:
     exported = {
         name
         for name, value in vars(core).items()
-        if (not name.startswith("_")
-        and getattr(value, "__module__", "").startswith("funcpipe_rag"))
+        if (
+            not name.startswith("_") and getattr(value, "__module__", "").startswith("funcpipe_rag")
+        )
         or name in {"Result", "Option", "Nothing"}
     }
     assert core.__all__ == sorted(core.__all__)

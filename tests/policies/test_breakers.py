@@ -122,17 +122,17 @@ def test_truncate_twin_ends_silently() -> None:
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "message"),
     [
-        lambda: circuit_breaker_rate_emit([], max_rate=1.5),
-        lambda: circuit_breaker_rate_emit([], max_rate=-0.1),
-        lambda: circuit_breaker_rate_emit([], max_rate=0.2, min_samples=0),
-        lambda: circuit_breaker_rate_emit([], max_rate=0.2, min_samples=10, window=5),
-        lambda: circuit_breaker_count_emit([], max_errors=-1),
+        (lambda: circuit_breaker_rate_emit([], max_rate=1.5), "max_rate"),
+        (lambda: circuit_breaker_rate_emit([], max_rate=-0.1), "max_rate"),
+        (lambda: circuit_breaker_rate_emit([], max_rate=0.2, min_samples=0), "min_samples"),
+        (lambda: circuit_breaker_rate_emit([], max_rate=0.2, min_samples=10, window=5), "window"),
+        (lambda: circuit_breaker_count_emit([], max_errors=-1), "max_errors"),
     ],
 )
-def test_bad_arguments_raise_when_called_not_at_first_next(call: Any) -> None:
-    with pytest.raises(ValueError):
+def test_bad_arguments_raise_when_called_not_at_first_next(call: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         call()
 
 

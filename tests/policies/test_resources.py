@@ -226,7 +226,7 @@ def test_cleanup_stack_runs_every_step_and_keeps_the_first_failure() -> None:
     stack.callback(step("a", True), "a")
     stack.callback(step("b", False), "b")
     stack.callback(step("c", True), "c")
-    with pytest.raises(OSError, match="^c") as info:
+    with pytest.raises(OSError, match=r"^c") as info:
         stack.close()
     assert order == ["c", "b", "a"]  # LIFO, and a failure did not stop the rest
     assert any("cleanup of a also failed" in n for n in info.value.__notes__)
