@@ -132,23 +132,53 @@ def _rate(
         raise ValueError(f"min_samples must be >= 1, got {min_samples!r}")
     _check_window(window, min_samples)
 
-    def trips(_: Result[T, E], c: _Counts) -> bool:
-        total = c.n_ok + c.n_err
-        return total >= min_samples and c.n_err / total > max_rate
-
-    def info(c: _Counts, last: E | None) -> BreakInfo[E]:
-        total = c.n_ok + c.n_err
+    def info(n_ok: int, n_err: int, last: E | None) -> BreakInfo[E]:
+        total = n_ok + n_err
         return BreakInfo(
             code="BREAK/ERR_RATE",
-            reason=f"error rate {c.n_err}/{total} = {c.n_err / total:.3f} > max_rate {max_rate}",
+            reason=f"error rate {n_err}/{total} = {n_err / total:.3f} > max_rate {max_rate}",
             last_error=last,
-            n_ok=c.n_ok,
-            n_err=c.n_err,
+            n_ok=n_ok,
+            n_err=n_err,
             total=total,
             threshold={"max_rate": max_rate, "min_samples": min_samples, "window": window},
         )
 
-    return _breaker(xs, trips, info, window=window, emit=emit)
+    # The hot loop of every run, so it is written out with plain locals rather than
+    # through _breaker's callbacks (about 2x faster per item).
+    def gen() -> Generator[Any, None, None]:
+        n_ok = n_err = 0
+        last: E | None = None
+        # Invariant: with a window, recent holds the is-error flags of the last
+        # `window` items and n_ok + n_err == len(recent).
+        recent: deque[bool] | None = None if window is None else deque(maxlen=window)
+        try:
+            for r in xs:
+                is_err = isinstance(r, Err)
+                if recent is not None:
+                    if len(recent) == window:
+                        if recent[0]:
+                            n_err -= 1
+                        else:
+                            n_ok -= 1
+                    recent.append(is_err)
+                if is_err:
+                    n_err += 1
+                    last = r.error  # type: ignore[union-attr]
+                else:
+                    n_ok += 1
+                total = n_ok + n_err
+                if total >= min_samples and n_err / total > max_rate:
+                    close_quietly(xs)  # upstream released before the consumer sees more
+                    yield r
+                    if emit:
+                        yield Err(info(n_ok, n_err, last))
+                    return
+                yield r
+        finally:
+            close_quietly(xs)
+
+    return Stage(gen(), (xs,))
 
 
 def circuit_breaker_rate_emit(
