@@ -10,6 +10,8 @@ not at the first ``next()``), misuse of a closed resource, and cleanup failures:
     ├── ResourceClosedError    a client, index or pool used after close()
     ├── CleanupError           a close() failed with no other exception in flight
     └── IndexLockedError       another writer holds the index past the timeout
+
+    RunInterrupted (a BaseException, like KeyboardInterrupt): SIGTERM during a run
 """
 
 from __future__ import annotations
@@ -48,3 +50,16 @@ class CleanupError(FuncpipeError):
 
 class IndexLockedError(FuncpipeError):
     """Another process holds the index's write lock longer than the busy timeout."""
+
+
+class RunInterrupted(BaseException):
+    """A signal asked the run to stop (SIGTERM); like ``KeyboardInterrupt`` it is not an
+    ``Exception``, so no ``except Exception`` on the way swallows it.
+
+    ``exit_code`` is the shell convention, 128 + the signal number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+        self.exit_code = 128 + signum

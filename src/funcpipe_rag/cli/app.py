@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from .ingest import ingest_command
+from .search import search_command
+
 app = typer.Typer(
     name="funcpipe",
     help=(
@@ -25,6 +28,10 @@ def _root(
 
         typer.echo(f"funcpipe {__version__}")
         raise typer.Exit(0)
+
+
+app.command("ingest", no_args_is_help=True)(ingest_command)
+app.command("search", no_args_is_help=True)(search_command)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Chunking: pure functions that cut text into overlapping, offset-carrying spans."""

@@ -1,0 +1,32 @@
+"""``funcpipe search``: rank stored chunks against a query."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import FuncpipeError
+from ..search import search_index
+from ..summary import EXIT_USAGE
+from . import render
+
+
+def search_command(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    index: Annotated[Path, typer.Option("--index", help="SQLite index file.")] = Path(
+        "funcpipe.db"
+    ),
+    k: Annotated[int, typer.Option("-k", "--top", help="How many results.")] = 5,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per hit on stdout.")
+    ] = False,
+) -> None:
+    """Print the chunks closest to QUERY: path, offsets, cosine score and text."""
+    try:
+        hits = search_index(index, query, k=k)
+    except FuncpipeError as exc:
+        render.error_line(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    render.print_hits(hits, as_json=as_json)

@@ -1,0 +1,1 @@
+"""Embedders: turn chunk texts into fixed-size float32 vectors."""

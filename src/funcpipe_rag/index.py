@@ -1,0 +1,347 @@
+"""The SQLite index: documents, chunks and vectors of one vector space.
+
+One file, WAL journal, batched transactions: what a run stored survives any
+interruption, a ``kill -9`` included, and the next run embeds only what is missing.
+
+Tables::
+
+    meta(key, value)            schema version, embedder, model, dim, chunker
+    documents(doc_id, path, size, mtime_ns, file_hash, complete, run_id)
+    chunks(chunk_id, doc_id, seq, start, end, text, content_hash, run_id)
+    vectors(content_hash, vector)  float32 little-endian blobs, one per distinct content
+
+A document row's ``file_hash`` is set (``complete = 1``) only once every chunk of that
+version of the file is stored; only then are the file's stale chunks (from older runs)
+deleted — new chunks are always written before old ones go.
+
+The index refuses to mix vector spaces: opening it with another embedder, model,
+dimension or chunker raises :class:`~funcpipe_rag.errors.IndexMismatchError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, IndexLockedError, IndexMismatchError, ResourceClosedError
+from .policies.ledger import Handle, ResourceLedger
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    file_hash TEXT,
+    complete INTEGER NOT NULL DEFAULT 0,
+    run_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    run_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpace:
+    """The vector space an index holds; two runs may share an index only if equal."""
+
+    embedder: str
+    model: str
+    dim: int
+    chunker: str
+
+    def as_meta(self) -> dict[str, str]:
+        return {
+            "embedder": self.embedder,
+            "model": self.model,
+            "dim": str(self.dim),
+            "chunker": self.chunker,
+        }
+
+    @property
+    def key(self) -> str:
+        return f"{self.embedder}:{self.model}:{self.dim}"
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDoc:
+    file_hash: str | None
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChunk:
+    """A chunk waiting for the next commit, with what its document row needs."""
+
+    chunk_id: str
+    doc_id: str
+    path: str
+    seq: int
+    start: int
+    end: int
+    text: str
+    content_hash: str
+    vector: bytes | None  # None: the vector is already in the index (reused)
+    doc_size: int
+    doc_mtime_ns: int
+    doc_hash: str
+    last_of_doc: bool
+    doc_failed: bool
+
+
+def read_space(path: Path) -> IndexSpace | None:
+    """The vector space recorded in an existing index, or None if there is none."""
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        conn.close()
+    if "embedder" not in rows:
+        return None
+    return IndexSpace(rows["embedder"], rows["model"], int(rows["dim"]), rows["chunker"])
+
+
+class SqliteIndex:
+    """An open index bound to one vector space; ``close()`` is idempotent.
+
+    Use :func:`open_index`; writes go through :meth:`stage` and :meth:`commit`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        space: IndexSpace | None,
+        ledger: ResourceLedger,
+        *,
+        busy_timeout_s: float = 10.0,
+        readonly: bool = False,
+    ) -> None:
+        self.path = path
+        self.run_id = uuid.uuid4().hex[:12]
+        self._ledger = ledger
+        if readonly and not path.exists():
+            raise ConfigError(f"index not found: {path}")
+        try:
+            uri = f"file:{path}?mode=ro" if readonly else str(path)
+            self._conn = sqlite3.connect(
+                uri,
+                uri=readonly,
+                timeout=busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open index {path}: {exc}") from None
+        self._handle: Handle = ledger.acquire("index_db", str(path))
+        self._state = _State.OPEN
+        # Invariant: _pending holds chunks staged since the last commit, in stream order.
+        self._pending: list[PendingChunk] = []
+        try:
+            self.space = self._prepare(space, readonly)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, space: IndexSpace | None, readonly: bool) -> IndexSpace:
+        conn = self._conn
+        try:
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise IndexLockedError(f"index {self.path} is locked by another writer") from None
+            raise ConfigError(f"{self.path} is not a usable funcpipe index: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path} is not a usable funcpipe index: {exc}") from None
+        if "embedder" in meta:
+            stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
+            if space is not None and stored != space:
+                raise IndexMismatchError(
+                    f"index {self.path} holds {stored.key} chunked {stored.chunker}; "
+                    f"this run uses {space.key} chunked {space.chunker}. "
+                    "Use another --index, or --reembed to migrate it."
+                )
+            return stored
+        if space is None:
+            raise ConfigError(f"{self.path} is empty: nothing has been ingested into it")
+        if readonly:
+            raise ConfigError(f"{self.path} is not a funcpipe index")
+        with self._transaction():
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [("schema", SCHEMA_VERSION), *space.as_meta().items()],
+            )
+        return space
+
+    def _check_open(self) -> sqlite3.Connection:
+        if self._state is _State.CLOSED:
+            raise ResourceClosedError("the index is closed")
+        return self._conn
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> None:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: Any, *_: Any) -> None:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _transaction(self) -> SqliteIndex._Tx:
+        return SqliteIndex._Tx(self._check_open())
+
+    # -- reads ----------------------------------------------------------------------
+
+    def stored_doc(self, doc_id: str) -> StoredDoc | None:
+        row = (
+            self._check_open()
+            .execute("SELECT file_hash, complete FROM documents WHERE doc_id = ?", (doc_id,))
+            .fetchone()
+        )
+        return None if row is None else StoredDoc(row[0], bool(row[1]))
+
+    def fetch_vectors(self, content_hashes: Sequence[str]) -> dict[str, bytes]:
+        """The stored (or staged) vector of each of ``content_hashes`` that has one."""
+        conn = self._check_open()
+        unique = list(dict.fromkeys(content_hashes))
+        found: dict[str, bytes] = {}
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT content_hash, vector FROM vectors WHERE content_hash IN ({marks})"
+            found.update(conn.execute(sql, part).fetchall())
+        if self._pending:
+            wanted = set(unique)
+            for p in self._pending:
+                if p.vector is not None and p.content_hash in wanted:
+                    found.setdefault(p.content_hash, p.vector)
+        return found
+
+    def counts(self) -> dict[str, int]:
+        conn = self._check_open()
+        return {
+            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("documents", "chunks", "vectors")
+        }
+
+    def iter_rows(self) -> Iterator[tuple[str, str, int, int, str, bytes]]:
+        """(chunk_id, path, start, end, text, vector) for every stored chunk."""
+        conn = self._check_open()
+        yield from conn.execute(
+            'SELECT c.chunk_id, d.path, c.start, c."end", c.text, v.vector '
+            "FROM chunks c JOIN documents d USING (doc_id) JOIN vectors v USING (content_hash) "
+            "ORDER BY d.path, c.seq"
+        )
+
+    # -- writes ---------------------------------------------------------------------
+
+    def stage(self, chunk: PendingChunk) -> int:
+        """Queue ``chunk`` for the next commit; returns how many are queued."""
+        self._check_open()
+        self._pending.append(chunk)
+        return len(self._pending)
+
+    def commit(self) -> list[PendingChunk]:
+        """Write every staged chunk in one transaction; returns them once durable."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        run = self.run_id
+        with self._transaction():
+            conn = self._conn
+            conn.executemany(
+                "INSERT INTO documents(doc_id, path, size, mtime_ns, file_hash, complete, run_id) "
+                "VALUES (?, ?, ?, ?, NULL, 0, ?) ON CONFLICT(doc_id) DO UPDATE SET "
+                "path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "run_id = excluded.run_id",
+                list(
+                    {
+                        p.doc_id: (p.doc_id, p.path, p.doc_size, p.doc_mtime_ns, run)
+                        for p in pending
+                    }.values()
+                ),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES (?, ?)",
+                [(p.content_hash, p.vector) for p in pending if p.vector is not None],
+            )
+            conn.executemany(
+                "INSERT INTO chunks"
+                '(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id) '
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE SET "
+                "seq = excluded.seq, run_id = excluded.run_id",
+                [
+                    (p.chunk_id, p.doc_id, p.seq, p.start, p.end, p.text, p.content_hash, run)
+                    for p in pending
+                ],
+            )
+            for p in pending:
+                if p.last_of_doc and not p.doc_failed:
+                    # Every chunk of this version is stored: mark it, then drop stale ones.
+                    conn.execute(
+                        "UPDATE documents SET file_hash = ?, complete = 1 WHERE doc_id = ?",
+                        (p.doc_hash, p.doc_id),
+                    )
+                    conn.execute(
+                        "DELETE FROM chunks WHERE doc_id = ? AND run_id != ?", (p.doc_id, run)
+                    )
+        return pending
+
+    def rollback_pending(self) -> int:
+        """Drop staged chunks without writing them; returns how many were dropped."""
+        n = len(self._pending)
+        self._pending = []
+        return n
+
+    def close(self) -> None:
+        """Commit nothing further and close the connection; safe to call twice."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        try:
+            self._conn.close()
+        finally:
+            self._ledger.release(self._handle)
+
+    def __enter__(self) -> SqliteIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_index(
+    path: Path, space: IndexSpace | None, ledger: ResourceLedger, *, readonly: bool = False
+) -> SqliteIndex:
+    """Open (creating if needed) the index at ``path`` for ``space``; a context manager."""
+    return SqliteIndex(path, space, ledger, readonly=readonly)

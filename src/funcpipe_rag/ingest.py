@@ -1,0 +1,342 @@
+"""The high-level ``ingest``: walk, read, chunk, embed, break, store, report.
+
+The CLI is a thin shell over :func:`ingest`. One owner holds every resource: the run
+enters the embedder, the index and the pipeline into a single
+:class:`~funcpipe_rag.policies.resources.CleanupStack`, so on every exit path — normal
+end, breaker trip, an exception, Ctrl-C, SIGTERM, a closed stdout — the pipeline is
+closed first (which closes every stage above it and any open file), then the sink
+commits what was already embedded (paid work is never dropped), then the index and the
+embedder close. The returned :class:`RunSummary` is built after all of that, from the
+ledger and the operating system's counts.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .chunking.chunks import Chunk, iter_chunks
+from .config import RunSettings
+from .embedders.base import Embedder, embed_chunks
+from .embedders.factory import open_embedder
+from .errors import ConfigError, RunInterrupted
+from .index import IndexSpace, PendingChunk, SqliteIndex, open_index
+from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
+from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
+from .policies.resources import CleanupStack
+from .result import Err, ErrInfo, Ok, Result
+from .sources import Document, SourceFile, WalkOptions, is_skip, iter_documents, iter_paths
+from .streams import Stage, sfilter, tap
+from .summary import (
+    EXIT_SIGINT,
+    EXIT_SIGPIPE,
+    RunStats,
+    RunSummary,
+    exit_code_for,
+    leak_detected,
+)
+
+ProgressFn = Callable[[RunStats], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestRequest:
+    """What to ingest and where the results go.
+
+    >>> IngestRequest(roots=("docs",), settings=RunSettings())
+    >>> IngestRequest(path_list=iter(["a.md", "b.md"]), settings=RunSettings(), use_index=False)
+    >>> IngestRequest(roots=("docs",), settings=RunSettings(), jsonl=sys.stdout, with_vectors=True)
+    """
+
+    settings: RunSettings
+    roots: tuple[str, ...] = ()
+    path_list: Iterable[str] | None = None
+    use_index: bool = True
+    jsonl: TextIO | None = None
+    with_vectors: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.roots and self.path_list is None:
+            raise ConfigError("nothing to ingest: give a PATH, or '-' to read paths from stdin")
+
+
+def chunk_record(chunk: Chunk, *, with_vectors: bool) -> dict[str, Any]:
+    """The NDJSON record of one stored chunk (the README documents the schema)."""
+    c = chunk.chunk
+    record: dict[str, Any] = {
+        "chunk_id": c.chunk_id,
+        "doc_id": c.doc_id,
+        "path": c.path,
+        "seq": c.seq,
+        "start": c.start,
+        "end": c.end,
+        "content_hash": c.content_hash,
+        "text": c.text,
+    }
+    if with_vectors:
+        record["embedding"] = [float(x) for x in chunk.embedding]
+    return record
+
+
+class _Sink:
+    """Stages chunks into the index, commits in batches, and writes NDJSON for what was
+    committed — so stdout never claims a chunk the index does not hold."""
+
+    def __init__(
+        self,
+        index: SqliteIndex | None,
+        out: TextIO | None,
+        stats: RunStats,
+        *,
+        commit_every: int,
+        with_vectors: bool,
+    ) -> None:
+        self._index = index
+        self._out = out
+        self._stats = stats
+        self._commit_every = commit_every
+        self._with_vectors = with_vectors
+        # Invariant: _staged mirrors the index's pending chunks, in the same order.
+        self._staged: list[Chunk] = []
+        self._failed_docs: set[str] = set()
+        self._out_broken = False
+        self.breaker: BreakInfo[Any] | None = None
+
+    def accept(self, r: Result[Chunk, ErrInfo | BreakInfo[Any]]) -> None:
+        stats = self._stats
+        if isinstance(r, Ok):
+            chunk = r.value
+            if chunk.reused:
+                stats.chunks_reused += 1
+            else:
+                stats.chunks_embedded += 1
+            if self._index is None:
+                self._emit([chunk])
+                return
+            self._staged.append(chunk)
+            if self._index.stage(self._pending(chunk)) >= self._commit_every:
+                self.commit()
+            return
+        err = r.error
+        if isinstance(err, BreakInfo):
+            self.breaker = err
+            return
+        stats.errors.add_error(err)
+        if err.stage == "embed":
+            stats.chunks_failed += 1
+            doc_id = err.ctx.get("doc_id")
+            if isinstance(doc_id, str):
+                self._failed_docs.add(doc_id)
+
+    def _pending(self, chunk: Chunk) -> PendingChunk:
+        c = chunk.chunk
+        src = c.doc.source
+        return PendingChunk(
+            chunk_id=c.chunk_id,
+            doc_id=c.doc_id,
+            path=c.path,
+            seq=c.seq,
+            start=c.start,
+            end=c.end,
+            text=c.text,
+            content_hash=c.content_hash,
+            vector=None if chunk.reused else chunk.embedding.astype("<f4").tobytes(),
+            doc_size=src.size,
+            doc_mtime_ns=src.mtime_ns,
+            doc_hash=c.doc.file_hash,
+            last_of_doc=c.is_last,
+            doc_failed=c.doc_id in self._failed_docs,
+        )
+
+    def commit(self) -> None:
+        if self._index is None:
+            return
+        committed = self._index.commit()
+        staged, self._staged = self._staged, []
+        for p in committed:
+            if p.last_of_doc and not p.doc_failed:
+                self._stats.files_ingested += 1
+        self._emit(staged)
+
+    def _emit(self, chunks: list[Chunk]) -> None:
+        self._stats.chunks_stored += len(chunks)
+        if self._index is None:
+            self._stats.files_ingested += sum(
+                1 for c in chunks if c.chunk.is_last and c.chunk.doc_id not in self._failed_docs
+            )
+        out = self._out
+        if out is None or self._out_broken or not chunks:
+            return
+        try:
+            out.write(
+                "".join(
+                    json.dumps(chunk_record(c, with_vectors=self._with_vectors), ensure_ascii=False)
+                    + "\n"
+                    for c in chunks
+                )
+            )
+            out.flush()
+        except BrokenPipeError:
+            self._out_broken = True
+            raise
+
+    def finish(self) -> None:
+        """Commit what is staged: it is embedded, paid for, and must not be lost."""
+        self.commit()
+
+
+def _space_of(embedder: Embedder, settings: RunSettings) -> IndexSpace:
+    return IndexSpace(embedder.name, embedder.model, embedder.dim, settings.chunker.fingerprint())
+
+
+def _walk_options(settings: RunSettings) -> WalkOptions:
+    return WalkOptions(
+        include=settings.include,
+        exclude=settings.exclude,
+        hidden=settings.hidden,
+        max_file_bytes=int(settings.max_file_mb * (1 << 20)),
+    )
+
+
+def build_pipeline(
+    req: IngestRequest,
+    embedder: Embedder,
+    index: SqliteIndex | None,
+    stats: RunStats,
+    ledger: ResourceLedger,
+) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
+    """The lazy stage chain of one run; creating it does no I/O."""
+    settings = req.settings
+    space = _space_of(embedder, settings)
+    roots: Iterable[str] = req.path_list if req.path_list is not None else req.roots
+    files: Stage[Result[SourceFile, ErrInfo]] = iter_paths(roots, _walk_options(settings))
+    docs = iter_documents(files, ledger)
+
+    def keep(r: Result[Document, ErrInfo]) -> bool:
+        stats.files_seen += 1
+        if isinstance(r, Err):
+            if is_skip(r.error):
+                stats.files_skipped += 1
+                stats.skipped_by_code[r.error.code] += 1
+                return False
+            stats.files_failed += 1
+            return True
+        if index is not None:
+            stored = index.stored_doc(r.value.source.doc_id)
+            if stored is not None and stored.complete and stored.file_hash == r.value.file_hash:
+                stats.files_unchanged += 1
+                return False
+        return True
+
+    def count_chunk(r: Result[Any, ErrInfo]) -> None:
+        if isinstance(r, Ok):
+            stats.chunks_seen += 1
+        elif r.error.stage == "chunk":
+            stats.files_failed += 1
+
+    chunks = tap(
+        count_chunk,
+        iter_chunks(sfilter(keep, docs), settings.chunker, space=space.key, ledger=ledger),
+    )
+    lookup = index.fetch_vectors if index is not None else None
+    embedded = embed_chunks(chunks, embedder, batch_size=settings.batch_size, lookup=lookup)
+    return circuit_breaker_rate_emit(
+        embedded, max_rate=settings.max_rate, min_samples=settings.min_samples
+    )
+
+
+def _peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / (1024 * 1024)
+
+
+def ingest(
+    req: IngestRequest,
+    *,
+    on_progress: ProgressFn | None = None,
+    progress_every_s: float = 0.1,
+    ledger: ResourceLedger | None = None,
+) -> RunSummary:
+    """Run one ingest and return its summary; configuration errors raise ``ConfigError``.
+
+    Interruptions (``KeyboardInterrupt``, :class:`RunInterrupted`, a closed stdout) end
+    the run in order and are reported in the summary, not raised.
+    """
+    ledger = ledger if ledger is not None else ResourceLedger()
+    settings = req.settings
+    stats = RunStats()
+    os_before = os_snapshot()
+    t0 = time.perf_counter()
+    status, reason, signal_exit = "ok", "", None
+    index_path = None if not req.use_index else str(Path(settings.index))
+    sink: _Sink | None = None
+    try:
+        with use_ledger(ledger), CleanupStack(ledger) as stack:
+            embedder = open_embedder(settings, ledger)
+            stack.callback(embedder.close, "embedder")
+            index = None
+            if req.use_index:
+                index = open_index(Path(settings.index), _space_of(embedder, settings), ledger)
+                stack.callback(index.close, "index")
+            sink = _Sink(
+                index,
+                req.jsonl,
+                stats,
+                commit_every=settings.commit_every,
+                with_vectors=req.with_vectors,
+            )
+            stack.callback(sink.finish, "sink commit")
+            pipeline = build_pipeline(req, embedder, index, stats, ledger)
+            stack.callback(pipeline.close, "pipeline")
+            last_report = time.monotonic()
+            for n, r in enumerate(pipeline):
+                sink.accept(r)
+                if on_progress is not None and n % 64 == 0:
+                    now = time.monotonic()
+                    if now - last_report >= progress_every_s:
+                        last_report = now
+                        on_progress(stats)
+    except KeyboardInterrupt:
+        status, reason, signal_exit = "interrupted", "SIGINT", EXIT_SIGINT
+    except RunInterrupted as exc:
+        status, reason, signal_exit = "interrupted", f"signal {exc.signum}", exc.exit_code
+    except BrokenPipeError:
+        status, reason, signal_exit = "interrupted", "stdout closed", EXIT_SIGPIPE
+    except ConfigError:
+        raise
+    except Exception as exc:  # an unexpected failure still gets an honest summary
+        status, reason = "error", f"{type(exc).__name__}: {exc}"
+    if on_progress is not None:
+        on_progress(stats)
+    breaker = sink.breaker if sink is not None else None
+    if status == "ok":
+        if breaker is not None:
+            status, reason = "breaker", breaker.reason
+        elif stats.files_failed or stats.chunks_failed:
+            status = "partial"
+    os_after = os_snapshot()
+    snapshot = ledger.snapshot()
+    leaked = leak_detected(snapshot, os_before, os_after)
+    code = exit_code_for(status, leaked=leaked, signal_exit=signal_exit)
+    return RunSummary(
+        status=status,
+        exit_code=code,
+        stats=stats,
+        breaker=breaker,
+        ledger=snapshot,
+        os_before=os_before,
+        os_after=os_after,
+        wall_s=time.perf_counter() - t0,
+        peak_rss_mb=_peak_rss_mb(),
+        index_path=index_path,
+        reason=reason,
+    )
+
+
+__all__ = ["IngestRequest", "build_pipeline", "chunk_record", "ingest"]

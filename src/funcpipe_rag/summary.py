@@ -1,0 +1,136 @@
+"""Run statistics and the ``funcpipe.run/1`` JSON summary.
+
+:class:`RunStats` is the mutable tally a run keeps while it streams; :class:`RunSummary`
+is the frozen, honest account of what happened, built once at the end, from which the
+exit code follows (see :func:`exit_code_for`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .policies.breakers import BreakInfo
+from .policies.ledger import LedgerSnapshot, OsSnapshot
+from .policies.reports import ErrReportBuilder, report_to_jsonable
+
+SCHEMA = "funcpipe.run/1"
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_BREAKER = 3
+EXIT_LEAK = 4
+EXIT_SIGINT = 130
+EXIT_SIGPIPE = 141
+EXIT_SIGTERM = 143
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters a run updates as items flow; read them for progress at any time."""
+
+    files_seen: int = 0
+    files_ingested: int = 0
+    files_unchanged: int = 0
+    files_skipped: int = 0
+    files_failed: int = 0
+    chunks_seen: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_failed: int = 0
+    chunks_stored: int = 0
+    skipped_by_code: Counter[str] = field(default_factory=Counter)
+    errors: ErrReportBuilder = field(default_factory=ErrReportBuilder)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run did, what it stored and what it left open."""
+
+    status: str  # ok | partial | breaker | interrupted | error
+    exit_code: int
+    stats: RunStats
+    breaker: BreakInfo[Any] | None
+    ledger: LedgerSnapshot
+    os_before: OsSnapshot
+    os_after: OsSnapshot
+    wall_s: float
+    peak_rss_mb: float
+    index_path: str | None
+    reason: str = ""
+
+    @property
+    def leaked(self) -> bool:
+        return leak_detected(self.ledger, self.os_before, self.os_after)
+
+    def to_jsonable(self) -> dict[str, Any]:
+        s = self.stats
+        report = report_to_jsonable(s.errors.build())
+        return {
+            "schema": SCHEMA,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "index": self.index_path,
+            "files": {
+                "seen": s.files_seen,
+                "ingested": s.files_ingested,
+                "unchanged": s.files_unchanged,
+                "skipped": s.files_skipped,
+                "failed": s.files_failed,
+            },
+            "chunks": {
+                "seen": s.chunks_seen,
+                "embedded": s.chunks_embedded,
+                "reused": s.chunks_reused,
+                "failed": s.chunks_failed,
+                "stored": s.chunks_stored,
+            },
+            "breaker": None if self.breaker is None else self.breaker.to_jsonable(),
+            "errors": {
+                "by_code": report["by_code"],
+                "by_stage": report["by_stage"],
+                "samples": report["samples"],
+            },
+            "skipped": {"by_code": dict(s.skipped_by_code.most_common())},
+            "resources": {
+                **self.ledger.to_jsonable(),
+                "os": {
+                    "fds_before": self.os_before.fds,
+                    "fds_after": self.os_after.fds,
+                    "sockets_before": self.os_before.sockets,
+                    "sockets_after": self.os_after.sockets,
+                    "threads_before": self.os_before.threads,
+                    "threads_after": self.os_after.threads,
+                },
+                "leak": self.leaked,
+            },
+            "timing": {
+                "wall_s": round(self.wall_s, 4),
+                "chunks_per_s": round(s.chunks_stored / self.wall_s, 1) if self.wall_s > 0 else 0.0,
+            },
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+        }
+
+
+def leak_detected(ledger: LedgerSnapshot, before: OsSnapshot, after: OsSnapshot) -> bool:
+    """A leak: the ledger holds an open resource, a cleanup failed, or the OS counts more
+    descriptors, sockets or threads after the run than before it."""
+    if ledger.open_total > 0 or ledger.cleanup_failures:
+        return True
+    return (
+        after.fds > before.fds or after.sockets > before.sockets or after.threads > before.threads
+    )
+
+
+def exit_code_for(status: str, *, leaked: bool, signal_exit: int | None) -> int:
+    """Signals keep their shell codes (130, 143, 141); else a leak (4) outranks a
+    breaker trip (3), which outranks failed items or an unexpected error (1)."""
+    if signal_exit is not None:
+        return signal_exit
+    if leaked:
+        return EXIT_LEAK
+    codes = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "breaker": EXIT_BREAKER, "error": EXIT_PARTIAL}
+    return codes[status]
