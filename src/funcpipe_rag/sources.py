@@ -275,7 +275,10 @@ def validate_document(src: SourceFile, ledger: ResourceLedger) -> Result[Documen
         return _read_fail("READ/OPEN", "cannot open", src, exc)
     try:
         digest = hashlib.blake2b(digest_size=16)
-        decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+        # Plain "utf-8" to validate (a BOM is valid UTF-8): with "utf-8-sig" a dropped BOM
+        # would shift ``exc.start`` by 3. ``exc.start`` counts from the bytes the decoder
+        # held back from the previous block (a sequence split across blocks), so subtract them.
+        decoder = codecs.getincrementaldecoder("utf-8")("strict")
         offset = 0
         first = True
         while block := opened.file.read(BLOCK_SIZE):
@@ -283,10 +286,11 @@ def validate_document(src: SourceFile, ledger: ResourceLedger) -> Result[Documen
                 return _read_skip("SKIP/BINARY", "binary file (NUL byte in the first 8 KiB)", src)
             first = False
             digest.update(block)
+            held = len(decoder.getstate()[0])
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as exc:
-                at = offset + exc.start
+                at = offset - held + exc.start
                 return _read_fail("READ/DECODE", f"not valid UTF-8 at byte {at}", src, exc)
             offset += len(block)
         if first:

@@ -59,7 +59,7 @@ def ingest_command(
         typer.Argument(
             help="Files or folders to ingest; '-' reads paths from stdin.",
             show_default=False,
-            metavar="PATH...",
+            metavar="PATH",
         ),
     ],
     index: Annotated[

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from funcpipe_rag.config import SETTINGS, RunSettings, resolve_settings
+from funcpipe_rag.errors import ConfigError
+
+DEFAULT_TOML = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
+
+
+def test_default_toml_documents_every_setting_with_its_default() -> None:
+    doc = tomllib.loads(DEFAULT_TOML.read_text())
+    flat = {key: (section, value) for section, table in doc.items() for key, value in table.items()}
+    assert set(flat) == {s.name for s in SETTINGS} == {f.name for f in fields(RunSettings)}
+    defaults = RunSettings()
+    for s in SETTINGS:
+        section, value = flat[s.name]
+        assert section == s.section, s.name
+        expected = getattr(defaults, s.name)
+        assert (tuple(value) if isinstance(value, list) else value) == expected, s.name
+        assert s.default == (list(expected) if isinstance(expected, tuple) else expected)
+
+
+def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[ingest]\nmax_rate = 0.3\nmin_samples = 7\n[chunker]\nchunk_size = 500\n")
+    env = {"FUNCPIPE_MIN_SAMPLES": "9", "FUNCPIPE_CHUNK_SIZE": "600"}
+    s = resolve_settings(flags={"chunk_size": 700, "overlap": None}, env=env, config_file=cfg)
+    assert (s.max_rate, s.min_samples, s.chunk_size, s.overlap) == (0.3, 9, 700, 100)
+
+
+def test_env_values_are_typed_and_lists_split_on_commas() -> None:
+    s = resolve_settings(flags={}, env={"FUNCPIPE_HIDDEN": "yes", "FUNCPIPE_EXCLUDE": "a, b"})
+    assert s.hidden is True and s.exclude == ("a", "b")
+    with pytest.raises(ConfigError, match="FUNCPIPE_MAX_RATE: max_rate must be float"):
+        resolve_settings(flags={}, env={"FUNCPIPE_MAX_RATE": "lots"})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[ingest]\nbogus = 1\n", r"unknown setting \[ingest\] bogus"),
+        ("[chunker]\nindex = 'x'\n", r"unknown setting \[chunker\] index"),
+        ("[ingest]\nmin_samples = 'many'\n", "min_samples must be int"),
+        ("[ingest]\nmin_samples = 1.5\n", "min_samples must be int"),
+        ("not toml = = =", "cannot read config file"),
+        ("max_rate = 0.1\n", "must be a \\[section\\]"),
+    ],
+)
+def test_bad_config_files_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        resolve_settings(flags={}, env={}, config_file=cfg)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_rate": 1.5}, "max_rate"),
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"overlap": 800}, "overlap"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"embedder": "openai"}, "needs --url"),
+        ({"report": "xml"}, "report must be one of"),
+        ({"timeout": 0}, "timeout"),
+    ],
+)
+def test_settings_validate_when_built(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_api_keys_are_not_settings() -> None:
+    assert not any("key" in s.name for s in SETTINGS)
