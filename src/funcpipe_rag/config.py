@@ -52,6 +52,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("timeout", "embedder", float, 30.0, "HTTP read timeout in seconds"),
     Setting("connect_timeout", "embedder", float, 5.0, "HTTP connect timeout in seconds"),
     Setting("max_attempts", "embedder", int, 4, "attempts per request, retries included"),
+    Setting(
+        "retry_budget", "embedder", float, 45.0, "seconds one batch may spend, retries included"
+    ),
+    Setting("encoding_format", "embedder", str, "float", "OpenAI answers as float or base64"),
     Setting("include", "walk", list, [], "glob patterns a file must match (any)"),
     Setting("exclude", "walk", list, [], "glob patterns that exclude a file or folder"),
     Setting("hidden", "walk", bool, False, "also walk hidden files and folders"),
@@ -85,6 +89,8 @@ class RunSettings:
     timeout: float = 30.0
     connect_timeout: float = 5.0
     max_attempts: int = 4
+    retry_budget: float = 45.0
+    encoding_format: str = "float"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     hidden: bool = False
@@ -104,7 +110,11 @@ class RunSettings:
             raise ConfigError(f"report must be one of {', '.join(REPORTS)}, got {self.report!r}")
         if self.embedder != "hash" and not self.url:
             raise ConfigError(f"--embedder {self.embedder} needs --url (the server's base URL)")
-        for name in ("timeout", "connect_timeout", "max_file_mb"):
+        if self.encoding_format not in ("float", "base64"):
+            raise ConfigError(
+                f"encoding_format must be float or base64, got {self.encoding_format!r}"
+            )
+        for name in ("timeout", "connect_timeout", "max_file_mb", "retry_budget"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         self.chunker  # noqa: B018  (validates chunk_size / overlap now, not at first use)

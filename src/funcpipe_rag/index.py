@@ -77,7 +77,7 @@ class IndexSpace:
 
     @property
     def key(self) -> str:
-        return f"{self.embedder}:{self.model}:{self.dim}"
+        return f"{self.embedder}:{self.model}:{self.dim or '?'}"
 
 
 class _State(enum.Enum):
@@ -184,13 +184,22 @@ class SqliteIndex:
             raise ConfigError(f"{self.path} is not a usable funcpipe index: {exc}") from None
         if "embedder" in meta:
             stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
-            if space is not None and stored != space:
+            if space is None:
+                return stored
+            same_dim = not stored.dim or not space.dim or stored.dim == space.dim
+            if (stored.embedder, stored.model, stored.chunker) != (
+                space.embedder,
+                space.model,
+                space.chunker,
+            ) or not same_dim:
                 raise IndexMismatchError(
                     f"index {self.path} holds {stored.key} chunked {stored.chunker}; "
                     f"this run uses {space.key} chunked {space.chunker}. "
                     "Use another --index, or --reembed to migrate it."
                 )
-            return stored
+            return IndexSpace(
+                stored.embedder, stored.model, stored.dim or space.dim, stored.chunker
+            )
         if space is None:
             raise ConfigError(f"{self.path} is empty: nothing has been ingested into it")
         if readonly:
@@ -279,6 +288,7 @@ class SqliteIndex:
         run = self.run_id
         with self._transaction():
             conn = self._conn
+            self._fix_dim(conn, [p.vector for p in pending if p.vector is not None])
             conn.executemany(
                 "INSERT INTO documents(doc_id, path, size, mtime_ns, file_hash, complete, run_id) "
                 "VALUES (?, ?, ?, ?, NULL, 0, ?) ON CONFLICT(doc_id) DO UPDATE SET "
@@ -316,6 +326,21 @@ class SqliteIndex:
                         "DELETE FROM chunks WHERE doc_id = ? AND run_id != ?", (p.doc_id, run)
                     )
         return pending
+
+    def _fix_dim(self, conn: sqlite3.Connection, vectors: list[bytes]) -> None:
+        """Record the dimension on the first vectors; refuse any other size later."""
+        if not vectors:
+            return
+        sizes = {len(v) // 4 for v in vectors}
+        dim = self.space.dim or min(sizes)
+        if sizes != {dim}:
+            raise IndexMismatchError(
+                f"index {self.path} holds {dim}-d vectors, got {sorted(sizes)}"
+            )
+        if not self.space.dim:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'dim'", (str(dim),))
+            s = self.space
+            self.space = IndexSpace(s.embedder, s.model, dim, s.chunker)
 
     def rollback_pending(self) -> int:
         """Drop staged chunks without writing them; returns how many were dropped."""

@@ -12,11 +12,13 @@ ledger and the operating system's counts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +26,8 @@ from typing import Any, TextIO
 from .chunking.chunks import Chunk, iter_chunks
 from .config import RunSettings
 from .embedders.base import Embedder, embed_chunks
-from .embedders.factory import open_embedder
+from .embedders.factory import content_space, open_embedder
+from .embedders.http import HttpEmbedder
 from .errors import ConfigError, RunInterrupted
 from .index import IndexSpace, PendingChunk, SqliteIndex, open_index
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
@@ -210,10 +213,13 @@ def build_pipeline(
     index: SqliteIndex | None,
     stats: RunStats,
     ledger: ResourceLedger,
+    executor: Executor | None = None,
 ) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
-    """The lazy stage chain of one run; creating it does no I/O."""
+    """The lazy stage chain of one run; creating it does no I/O.
+
+    With an ``executor``, up to ``settings.concurrency`` embedding batches are in flight.
+    """
     settings = req.settings
-    space = _space_of(embedder, settings)
     roots: Iterable[str] = req.path_list if req.path_list is not None else req.roots
     files: Stage[Result[SourceFile, ErrInfo]] = iter_paths(roots, _walk_options(settings))
     docs = iter_documents(files, ledger)
@@ -242,13 +248,33 @@ def build_pipeline(
 
     chunks = tap(
         count_chunk,
-        iter_chunks(sfilter(keep, docs), settings.chunker, space=space.key, ledger=ledger),
+        iter_chunks(
+            sfilter(keep, docs), settings.chunker, space=content_space(embedder), ledger=ledger
+        ),
     )
     lookup = index.fetch_vectors if index is not None else None
-    embedded = embed_chunks(chunks, embedder, batch_size=settings.batch_size, lookup=lookup)
+    embedded = embed_chunks(
+        chunks,
+        embedder,
+        batch_size=settings.batch_size,
+        lookup=lookup,
+        executor=executor,
+        window=settings.concurrency if executor is not None else 1,
+    )
     return circuit_breaker_rate_emit(
         embedded, max_rate=settings.max_rate, min_samples=settings.min_samples
     )
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int, ledger: ResourceLedger) -> Iterator[ThreadPoolExecutor]:
+    """Threads for embedding requests, counted in the ledger and joined on exit."""
+    with ledger.tracking("worker_pool", f"{workers} threads"):
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="funcpipe-embed")
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _peak_rss_mb() -> float:
@@ -284,6 +310,13 @@ def ingest(
             if req.use_index:
                 index = open_index(Path(settings.index), _space_of(embedder, settings), ledger)
                 stack.callback(index.close, "index")
+                if index.space.dim and isinstance(embedder, HttpEmbedder):
+                    embedder.expect_dim(index.space.dim)
+            executor = None
+            if isinstance(embedder, HttpEmbedder) and settings.concurrency > 1:
+                executor = stack.enter_context(
+                    worker_pool(settings.concurrency, ledger), "worker pool"
+                )
             sink = _Sink(
                 index,
                 req.jsonl,
@@ -292,7 +325,7 @@ def ingest(
                 with_vectors=req.with_vectors,
             )
             stack.callback(sink.finish, "sink commit")
-            pipeline = build_pipeline(req, embedder, index, stats, ledger)
+            pipeline = build_pipeline(req, embedder, index, stats, ledger, executor)
             stack.callback(pipeline.close, "pipeline")
             last_report = time.monotonic()
             for n, r in enumerate(pipeline):

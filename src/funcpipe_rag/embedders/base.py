@@ -7,7 +7,10 @@ idempotent, and use after close raises ``ResourceClosedError``.
 
 from __future__ import annotations
 
+import contextlib
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import Executor, Future
 from typing import Protocol
 
 import numpy as np
@@ -37,35 +40,75 @@ def vector_from_bytes(blob: bytes) -> Vector:
     return np.frombuffer(blob, dtype="<f4")
 
 
+class _Done:
+    """A finished result standing in for a future when there is no executor."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: list[Result[Vector, ErrInfo]]) -> None:
+        self._value = value
+
+    def result(self) -> list[Result[Vector, ErrInfo]]:
+        return self._value
+
+    def cancel(self) -> bool:
+        return False
+
+
+_Pending = tuple[
+    tuple[Result[ChunkWithoutEmbedding, ErrInfo], ...],
+    dict[str, bytes],
+    list[str],
+    "Future[list[Result[Vector, ErrInfo]]] | _Done",
+]
+
+
 def embed_chunks(
     chunks: Iterable[Result[ChunkWithoutEmbedding, ErrInfo]],
     embedder: Embedder,
     *,
     batch_size: int,
     lookup: VectorLookup | None = None,
+    executor: Executor | None = None,
+    window: int = 1,
 ) -> Stage[Result[Chunk, ErrInfo]]:
     """Embed chunks in batches, reusing vectors the index already holds.
 
     Results leave in input order; errors pass through in place. A chunk whose content
     hash ``lookup`` finds is not sent to the embedder (``Chunk.reused``), and equal
-    contents inside one batch are sent once.
+    contents inside one batch are sent once. With an ``executor``, up to ``window``
+    batches are in flight at once (``lookup`` still runs on the consuming thread, so
+    an SQLite connection is never shared).
+
+    Closed early, the stage cancels queued batches, asks the embedder to fail the ones
+    in flight at once (``cancel_inflight``, when it has one), waits for them, and only
+    then closes its upstream: no request outlives the stage.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
 
-    def embed_one_batch(
-        batch: tuple[Result[ChunkWithoutEmbedding, ErrInfo], ...],
-    ) -> list[Result[Chunk, ErrInfo]]:
+    def submit(batch: tuple[Result[ChunkWithoutEmbedding, ErrInfo], ...]) -> _Pending:
         oks = [r.value for r in batch if isinstance(r, Ok)]
         known = lookup([c.content_hash for c in oks]) if lookup is not None and oks else {}
         todo: dict[str, str] = {}
         for c in oks:
             if c.content_hash not in known:
                 todo.setdefault(c.content_hash, c.text)
-        fresh: dict[str, Result[Vector, ErrInfo]] = {}
-        if todo:
-            outcomes = embedder.embed_batch(list(todo.values()))
-            fresh = dict(zip(todo.keys(), outcomes, strict=True))
+        texts = list(todo.values())
+        future: Future[list[Result[Vector, ErrInfo]]] | _Done
+        if not texts:
+            future = _Done([])
+        elif executor is None:
+            future = _Done(embedder.embed_batch(texts))
+        else:
+            future = executor.submit(embedder.embed_batch, texts)
+        return batch, known, list(todo.keys()), future
+
+    def finish(pending: _Pending) -> list[Result[Chunk, ErrInfo]]:
+        batch, known, keys, future = pending
+        fresh = dict(zip(keys, future.result(), strict=True))
         out: list[Result[Chunk, ErrInfo]] = []
         for r in batch:
             if not isinstance(r, Ok):
@@ -86,11 +129,33 @@ def embed_chunks(
 
     def gen() -> Generator[Result[Chunk, ErrInfo], None, None]:
         batches = batched(chunks, batch_size)
+        # Invariant: in_flight holds submitted batches in input order, at most `window`.
+        in_flight: deque[_Pending] = deque()
         try:
             for batch in batches:
-                yield from embed_one_batch(batch)
+                in_flight.append(submit(batch))
+                while len(in_flight) >= window:
+                    yield from finish(in_flight.popleft())
+            while in_flight:
+                yield from finish(in_flight.popleft())
         finally:
+            if in_flight:
+                _abandon(in_flight, embedder)
             batches.close()
             close_quietly(chunks)
 
     return Stage(gen(), (chunks,))
+
+
+def _abandon(in_flight: deque[_Pending], embedder: Embedder) -> None:
+    """Cancel queued batches, fail running ones at once, and wait for all of them."""
+    running = [p[3] for p in in_flight if not p[3].cancel()]
+    cancel = getattr(embedder, "cancel_inflight", None)
+    if running and callable(cancel):
+        cancel()
+    for future in running:
+        with contextlib.suppress(Exception):
+            future.result()
+    resume = getattr(embedder, "resume", None)
+    if callable(resume):
+        resume()

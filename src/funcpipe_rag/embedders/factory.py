@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ..config import RunSettings
-from ..errors import ConfigError, ResourceClosedError
+from ..errors import ResourceClosedError
 from ..policies.ledger import ResourceLedger
+from ..policies.retries import RetryPolicy
 from ..result import Err, ErrInfo, Ok, Result, make_errinfo
 from .base import Embedder, Vector
 from .hashing import HASH_EMBEDDER_VERSION, HashEmbedder
+from .http import HttpEmbedder
 
 
 class InProcessHashEmbedder:
@@ -48,11 +51,42 @@ class InProcessHashEmbedder:
             self._ledger.release(self._handle)
 
 
+def api_key_from_env(embedder: str, env: Mapping[str, str] | None = None) -> str | None:
+    """``FUNCPIPE_API_KEY``, else ``OPENAI_API_KEY`` for the openai protocol; else None."""
+    env = os.environ if env is None else env
+    key = env.get("FUNCPIPE_API_KEY") or (
+        env.get("OPENAI_API_KEY") if embedder == "openai" else None
+    )
+    return key or None
+
+
 def open_embedder(settings: RunSettings, ledger: ResourceLedger) -> Embedder:
     """The embedder for ``settings``; the caller owns it and must close it."""
     if settings.embedder == "hash":
         return InProcessHashEmbedder(dim=settings.dim, model=settings.model, ledger=ledger)
-    raise ConfigError(
-        f"--embedder {settings.embedder} is not available in this version (HTTP embedders "
-        "arrive with the managed-connections work); use --embedder hash"
+    policy = RetryPolicy(
+        max_attempts=settings.max_attempts, max_delay=8.0, max_elapsed=settings.retry_budget
     )
+    return HttpEmbedder(
+        protocol=settings.embedder,
+        url=settings.url,
+        model=settings.model,
+        ledger=ledger,
+        api_key=api_key_from_env(settings.embedder),
+        concurrency=settings.concurrency,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.timeout,
+        retry=policy,
+        encoding_format=settings.encoding_format,
+    )
+
+
+def content_space(embedder: Embedder) -> str:
+    """What a content hash must include of the vector space.
+
+    The hash embedder's dimension is the user's choice, so it is part of the key; an
+    HTTP model fixes its own dimension, which is only known after the first answer.
+    """
+    if embedder.name == "hash":
+        return f"hash:{embedder.model}:{embedder.dim}"
+    return f"{embedder.name}:{embedder.model}"

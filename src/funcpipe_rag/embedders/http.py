@@ -108,6 +108,7 @@ class HttpEmbedder:
         max_batch_bytes: int = 1 << 20,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ConfigError(f"unknown embedding protocol {protocol!r}")
@@ -142,8 +143,9 @@ class HttpEmbedder:
             keepalive_expiry=30.0,
         )
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # A test may pass httpx.MockTransport for answers no real server gives on demand.
         self._client = httpx.Client(
-            transport=TrackingTransport(limits=limits, backend=self._backend),
+            transport=transport or TrackingTransport(limits=limits, backend=self._backend),
             headers=headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
         )
