@@ -77,3 +77,9 @@ def test_settings_validate_when_built(kwargs: dict[str, object], message: str) -
 
 def test_api_keys_are_not_settings() -> None:
     assert not any("key" in s.name for s in SETTINGS)
+
+
+def test_example_configs_load() -> None:
+    for name, embedder in (("openai", "openai"), ("ollama", "ollama"), ("tei", "tei")):
+        s = resolve_settings(flags={}, env={}, config_file=DEFAULT_TOML.with_name(f"{name}.toml"))
+        assert s.embedder == embedder and s.url.startswith("http")
