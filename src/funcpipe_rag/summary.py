@@ -134,3 +134,35 @@ def exit_code_for(status: str, *, leaked: bool, signal_exit: int | None) -> int:
         return EXIT_LEAK
     codes = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "breaker": EXIT_BREAKER, "error": EXIT_PARTIAL}
     return codes[status]
+
+
+_CAUSES = {
+    "EMBED/CONNECT": "cannot reach the embedding server",
+    "EMBED/TIMEOUT": "the embedding server did not answer in time",
+    "EMBED/DROPPED": "the embedding server dropped connections",
+}
+
+
+def headline(summary: RunSummary) -> str | None:
+    """One line that says how a run that was not clean ended, or None when it was."""
+    if summary.status == "ok" and not summary.leaked:
+        return None
+    s = summary.stats
+    kept = f"{s.chunks_stored} chunks stored" + (
+        " and kept" if summary.status != "ok" and s.chunks_stored else ""
+    )
+    by_code = s.errors.build().by_code
+    top = next(iter(by_code.items()), None)
+    cause = ""
+    if top is not None:
+        code, n = top
+        cause = f"{_CAUSES.get(code, 'items failed')} ({code} x{n})"
+    if summary.leaked:
+        return f"LEAK: {summary.ledger.open_total} resources left open; {kept}"
+    if summary.status == "breaker" and summary.breaker is not None:
+        return f"stopped by the circuit breaker: {summary.breaker.reason}; {cause}; {kept}"
+    if summary.status == "interrupted":
+        return f"interrupted ({summary.reason}); {kept}"
+    if summary.status == "error":
+        return f"stopped on an unexpected error: {summary.reason}; {kept}"
+    return f"{s.files_failed + s.chunks_failed} items failed: {cause}; {kept}"

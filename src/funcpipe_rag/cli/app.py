@@ -6,6 +6,7 @@ import typer
 
 from .ingest import ingest_command
 from .search import search_command
+from .serve import serve_command
 
 app = typer.Typer(
     name="funcpipe",
@@ -42,6 +43,7 @@ def _root(
 
 app.command("ingest", no_args_is_help=True)(ingest_command)
 app.command("search", no_args_is_help=True)(search_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

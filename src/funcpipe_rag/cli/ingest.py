@@ -17,7 +17,7 @@ from ..config import resolve_settings
 from ..errors import ConfigError, FuncpipeError, RunInterrupted
 from ..ingest import IngestRequest, ingest
 from ..sources import read_path_list
-from ..summary import EXIT_SIGPIPE, EXIT_USAGE, RunSummary
+from ..summary import EXIT_SIGPIPE, EXIT_USAGE, RunSummary, headline
 from . import render
 
 _TUNING = "Tuning"
@@ -255,7 +255,8 @@ def ingest_command(
         raise typer.Exit(EXIT_USAGE if isinstance(exc, ConfigError) else 1) from None
     if summary.exit_code == EXIT_SIGPIPE:
         _silence_stdout()
-    if summary.status == "error":
-        render.error_line(summary.reason)
     _write_report(summary, settings.report, report_file)
+    line = headline(summary)
+    if line is not None:
+        render.error_line(line)
     raise typer.Exit(summary.exit_code)
