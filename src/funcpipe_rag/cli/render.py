@@ -26,8 +26,11 @@ def stderr_console() -> Console:
 
 def error_line(message: str) -> None:
     """One clear line on stderr, no traceback."""
+    from rich.markup import escape
+
     console = stderr_console()
-    console.print(f"[bold red]funcpipe:[/] {message}", markup=True, highlight=False)
+    # soft_wrap: one line stays one line, whatever the terminal width (scripts grep it).
+    console.print(f"[bold red]funcpipe:[/] {escape(message)}", soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,284 @@
+"""`funcpipe ingest` against real embedding servers on loopback sockets.
+
+The server (`funcpipe serve`'s library, or the command itself in a subprocess when it
+must be killed) runs beside the test; the ingest runs as the real CLI in a subprocess,
+so its leak report counts only its own descriptors, sockets and threads.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from funcpipe_rag.serve import EmbeddingServer, FaultConfig
+from tests.cli.helpers import (
+    CLI,
+    assert_clean,
+    cli_env,
+    count_rows,
+    prose,
+    read_report,
+    run_cli,
+    write_tree,
+)
+
+PROTOCOL_ARGS = {
+    "openai": ["--embedder", "openai", "--model", "test-model"],
+    "ollama": ["--embedder", "ollama", "--model", "test-model"],
+    "tei": ["--embedder", "tei"],
+}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "docs", {f"d{i % 3}/f{i}.md": prose(i) for i in range(15)})
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    servers: list[EmbeddingServer] = []
+
+    def start(**faults: Any) -> EmbeddingServer:
+        server = EmbeddingServer(faults=FaultConfig(**faults)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def ingest_http(
+    tree: Path,
+    tmp_path: Path,
+    url: str,
+    *extra: str,
+    protocol: str = "openai",
+    timeout: float = 90,
+    **env: str,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    report = tmp_path / "report.json"
+    proc = run_cli(
+        "ingest", str(tree), "--index", str(tmp_path / "x.db"), "--report-file", str(report),
+        "--url", url, *PROTOCOL_ARGS[protocol], *extra, timeout=timeout, **env,
+    )  # fmt: skip
+    return proc, read_report(report)
+
+
+def embeds(server: EmbeddingServer) -> list[dict[str, Any]]:
+    return [e for e in server.stats()["request_log"] if e["route"] != "/health"]
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOL_ARGS))
+def test_each_protocol_end_to_end(protocol: str, tree: Path, tmp_path: Path, serve: Any) -> None:
+    server = serve()
+    proc, report = ingest_http(
+        tree, tmp_path, server.url, "--jsonl", "--with-vectors", protocol=protocol
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 15
+    assert server.stats()["inputs"] == report["chunks"]["embedded"]
+    res = report["resources"]["by_kind"]
+    assert res["http_client"] == {"acquired": 1, "released": 1, "open": 0}
+    assert 1 <= res["http_connection"]["acquired"] <= 4
+    assert res["worker_pool"]["open"] == 0
+    assert_clean(report)
+    # The vectors that crossed the wire are the in-process hash embedder's own.
+    local = run_cli("ingest", str(tree), "--no-index", "--jsonl", "--with-vectors", "--quiet")
+    remote = {r["text"]: r["embedding"] for r in map(json.loads, proc.stdout.splitlines())}
+    for record in map(json.loads, local.stdout.splitlines()):
+        assert remote[record["text"]] == pytest.approx(record["embedding"], abs=1e-6)
+
+
+def test_keep_alive_10000_chunks_at_concurrency_4_use_at_most_4_connections(
+    tmp_path: Path, serve: Any
+) -> None:
+    big = write_tree(tmp_path / "big", {f"f{i}.md": prose(i, 120) for i in range(33)})
+    server = serve()
+    proc, report = ingest_http(
+        big, tmp_path, server.url, "--chunk-size", "200", "--overlap", "0", "--concurrency", "4",
+        "--report", "none", timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert report["chunks"]["stored"] >= 10_000
+    stats = server.stats()
+    assert stats["connections_accepted"] <= 4
+    assert stats["embed_requests"] >= 10_000 // 64
+    assert report["resources"]["by_kind"]["http_connection"]["acquired"] <= 4
+    assert_clean(report)
+
+
+def test_429_retry_after_is_honoured_measured_on_the_server(
+    tree: Path, tmp_path: Path, serve: Any
+) -> None:
+    server = serve(fail_first=1, status=429, retry_after=2)
+    proc, report = ingest_http(tree, tmp_path, server.url, "--concurrency", "1")
+    assert proc.returncode == 0, proc.stderr
+    log = embeds(server)
+    assert log[0]["outcome"] == "status:429"
+    assert log[1]["t"] - log[0]["t"] >= 2.0
+    assert_clean(report)
+
+
+def test_a_500_storm_trips_the_breaker(tree: Path, tmp_path: Path, serve: Any) -> None:
+    server = serve(fail_rate=1.0, status=500)
+    proc, report = ingest_http(
+        tree, tmp_path, server.url, "--min-samples", "10", "--batch-size", "8",
+        FUNCPIPE_MAX_ATTEMPTS="2",
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert report["breaker"]["code"] == "BREAK/ERR_RATE"
+    assert "EMBED/HTTP_500" in report["errors"]["by_code"]
+    assert report["chunks"]["stored"] == 0
+    assert_clean(report)
+    assert "stopped by the circuit breaker" in proc.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_dead_server_ends_the_run_within_seconds_with_defaults(
+    tree: Path, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    proc, report = ingest_http(tree, tmp_path, url, "--quiet")
+    elapsed = time.monotonic() - t0
+    assert elapsed < 15
+    assert proc.returncode in (1, 3)
+    assert report["errors"]["by_code"].keys() == {"EMBED/CONNECT"}
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the embedding server" in lines[0], proc.stderr
+    assert_clean(report)
+
+
+@pytest.mark.slow
+def test_a_frozen_server_ends_the_run_within_a_minute_with_defaults(
+    tmp_path: Path, serve: Any
+) -> None:
+    # More than min_samples chunks, so the breaker has enough to trip on.
+    big = write_tree(tmp_path / "big", {f"f{i}.md": prose(i, 12) for i in range(20)})
+    server = serve(stall_rate=1.0)
+    t0 = time.monotonic()
+    proc, report = ingest_http(big, tmp_path, server.url, "--quiet", timeout=120)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 60, elapsed
+    assert proc.returncode == 3, proc.stderr
+    assert report["errors"]["by_code"].keys() == {"EMBED/TIMEOUT"}
+    assert "did not answer in time" in proc.stderr
+    assert_clean(report)
+    assert server.stats()["faults"]["stall"] >= 1
+
+
+def test_a_stalled_server_times_out_per_the_settings(
+    tree: Path, tmp_path: Path, serve: Any
+) -> None:
+    server = serve(stall_rate=1.0)
+    t0 = time.monotonic()
+    proc, report = ingest_http(
+        tree, tmp_path, server.url, "--report", "none",
+        FUNCPIPE_TIMEOUT="0.5", FUNCPIPE_RETRY_BUDGET="1.5",
+    )  # fmt: skip
+    assert time.monotonic() - t0 < 20
+    assert proc.returncode == 1
+    assert report["errors"]["by_code"].keys() == {"EMBED/TIMEOUT"}
+    assert_clean(report)
+
+
+def test_dropped_connections_are_retried(tree: Path, tmp_path: Path, serve: Any) -> None:
+    server = serve(drop_rate=0.3, seed=7)
+    proc, report = ingest_http(tree, tmp_path, server.url, "--batch-size", "4", "--report", "none")
+    assert server.stats()["faults"]["drop"] > 0
+    assert proc.returncode == 0, report["errors"]
+    assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db")
+    assert_clean(report)
+
+
+def test_413_with_a_batch_limit_splits_and_succeeds(tree: Path, tmp_path: Path, serve: Any) -> None:
+    server = serve(max_batch=5)
+    proc, report = ingest_http(tree, tmp_path, server.url, "--batch-size", "32")
+    assert proc.returncode == 0, proc.stderr
+    assert server.stats()["faults"]["max_batch"] > 0
+    assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 15
+    assert_clean(report)
+
+
+def test_context_length_error_fails_only_the_long_chunk(tmp_path: Path, serve: Any) -> None:
+    files: dict[str, str | bytes] = {f"ok{i}.md": "Short note about streams.\n" for i in range(6)}
+    files["long.md"] = "x" * 700 + "\n"
+    tree = write_tree(tmp_path / "docs", files)
+    server = serve(context_limit=300)
+    proc, report = ingest_http(tree, tmp_path, server.url, "--batch-size", "16")
+    assert proc.returncode == 1
+    assert report["errors"]["by_code"] == {"EMBED/CONTEXT_LENGTH": 1}
+    assert report["chunks"]["stored"] == 6 == count_rows(tmp_path / "x.db")
+    assert_clean(report)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "code"),
+    [
+        ("bad-json", "EMBED/BAD_JSON"),
+        ("wrong-count", "EMBED/BAD_COUNT"),
+        ("wrong-dim", "EMBED/BAD_DIM"),
+    ],
+)
+def test_malformed_answers_end_with_the_documented_code(
+    corrupt: str, code: str, tree: Path, tmp_path: Path, serve: Any
+) -> None:
+    server = serve(corrupt=corrupt, corrupt_rate=0.5, seed=3)
+    proc, report = ingest_http(
+        tree, tmp_path, server.url, "--batch-size", "4", "--min-samples", "1000"
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert report["errors"]["by_code"].keys() == {code}
+    assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 0
+    assert_clean(report)
+
+
+def test_the_server_killed_mid_run(tmp_path: Path) -> None:
+    big = write_tree(tmp_path / "big", {f"f{i}.md": prose(i, 10) for i in range(30)})
+    port_file = tmp_path / "port"
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", "0", "--port-file", str(port_file), "--latency-ms", "50"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not port_file.exists():
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        report = tmp_path / "r.json"
+        ingest = subprocess.Popen(
+            [*CLI, "ingest", str(big), "--index", str(tmp_path / "x.db"), "--url", url,
+             "--embedder", "tei", "--batch-size", "4", "--concurrency", "2",
+             "--report", "none", "--report-file", str(report)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=cli_env(FUNCPIPE_COMMIT_EVERY="8"),
+        )  # fmt: skip
+        time.sleep(1.5)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        _, stderr = ingest.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "Traceback" not in stderr
+    doc = read_report(report)
+    assert ingest.returncode in (1, 3), stderr
+    assert doc["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 0
+    assert doc["chunks"]["failed"] > 0
+    assert_clean(doc)
