@@ -9,7 +9,8 @@ not at the first ``next()``), misuse of a closed resource, and cleanup failures:
     │   └── IndexMismatchError the index holds another vector space
     ├── ResourceClosedError    a client, index or pool used after close()
     ├── CleanupError           a close() failed with no other exception in flight
-    └── IndexLockedError       another writer holds the index past the timeout
+    ├── IndexLockedError       another writer holds the index past the timeout
+    └── EmbeddingUnavailableError  a one-off embedding (a search query) failed
 
     RunInterrupted (a BaseException, like KeyboardInterrupt): SIGTERM during a run
 """
@@ -50,6 +51,10 @@ class CleanupError(FuncpipeError):
 
 class IndexLockedError(FuncpipeError):
     """Another process holds the index's write lock longer than the busy timeout."""
+
+
+class EmbeddingUnavailableError(FuncpipeError):
+    """The embedding server could not embed a single, non-streamed input (a query)."""
 
 
 class RunInterrupted(BaseException):

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedders.factory import InProcessHashEmbedder
-from .errors import ConfigError
-from .index import open_index
+from .embedders.base import Vector
+from .embedders.factory import InProcessHashEmbedder, api_key_from_env
+from .embedders.http import HttpEmbedder
+from .errors import ConfigError, EmbeddingUnavailableError, IndexMismatchError
+from .index import IndexSpace, open_index
 from .policies.ledger import ResourceLedger
+from .result import Err
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +42,54 @@ class Hit:
         }
 
 
+def _embed_query(space: IndexSpace, query: str, url: str, ledger: ResourceLedger) -> Vector:
+    """The query in the index's own vector space: same embedder, model and dimension."""
+    if space.embedder == "hash":
+        local = InProcessHashEmbedder(dim=space.dim, model=space.model, ledger=ledger)
+        try:
+            return local.embed_query(query)
+        finally:
+            local.close()
+    if not url:
+        raise ConfigError(
+            f"the index was built with --embedder {space.embedder} (model {space.model}); "
+            "give the server's --url (or FUNCPIPE_URL) to embed the query"
+        )
+    remote = HttpEmbedder(
+        protocol=space.embedder,
+        url=url,
+        model="" if space.model == "default" else space.model,
+        ledger=ledger,
+        api_key=api_key_from_env(space.embedder),
+        concurrency=1,
+    )
+    try:
+        (result,) = remote.embed_batch([query])
+    finally:
+        remote.close()
+    if isinstance(result, Err):
+        raise EmbeddingUnavailableError(f"cannot embed the query: {result.error.msg}")
+    if result.value.size != space.dim:
+        raise IndexMismatchError(
+            f"the server answers {result.value.size}-d, the index holds {space.dim}-d"
+        )
+    vector: Vector = result.value / max(float(np.linalg.norm(result.value)), 1e-12)
+    return vector
+
+
 def search_index(
-    index_path: Path, query: str, *, k: int = 5, ledger: ResourceLedger | None = None
+    index_path: Path,
+    query: str,
+    *,
+    k: int = 5,
+    url: str = "",
+    ledger: ResourceLedger | None = None,
 ) -> list[Hit]:
-    """The ``k`` chunks closest to ``query``, best first."""
+    """The ``k`` chunks closest to ``query``, best first.
+
+    Scores are cosine similarities: the hash embedder's vectors are unit length, and
+    remote vectors are normalised here before ranking.
+    """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     if not query.strip():
@@ -50,20 +97,13 @@ def search_index(
     ledger = ledger if ledger is not None else ResourceLedger()
     with open_index(index_path, None, ledger, readonly=True) as index:
         space = index.space
-        if space.embedder != "hash":
-            raise ConfigError(
-                f"index {index_path} was built with --embedder {space.embedder}; searching it "
-                "needs that embedder, which this version cannot reach yet"
-            )
-        embedder = InProcessHashEmbedder(dim=space.dim, model=space.model, ledger=ledger)
-        try:
-            q = embedder.embed_query(query)
-        finally:
-            embedder.close()
+        q = _embed_query(space, query, url, ledger)
         rows = list(index.iter_rows())
     if not rows:
         return []
     matrix = np.frombuffer(b"".join(r[5] for r in rows), dtype="<f4").reshape(len(rows), space.dim)
+    if space.embedder != "hash":  # remote models need not return unit vectors
+        matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     scores = matrix @ q
     top = min(k, len(rows))
     best = np.argpartition(-scores, top - 1)[:top]

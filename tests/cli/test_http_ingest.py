@@ -282,3 +282,19 @@ def test_the_server_killed_mid_run(tmp_path: Path) -> None:
     assert doc["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 0
     assert doc["chunks"]["failed"] > 0
     assert_clean(doc)
+
+
+def test_search_an_index_built_over_http(tree: Path, tmp_path: Path, serve: Any) -> None:
+    server = serve()
+    proc, _ = ingest_http(tree, tmp_path, server.url, "--quiet", protocol="ollama")
+    assert proc.returncode == 0, proc.stderr
+    db = str(tmp_path / "x.db")
+    hits = run_cli("search", "breaker socket retry", "--index", db, "--url", server.url, "--json")
+    assert hits.returncode == 0, hits.stderr
+    found = [json.loads(line) for line in hits.stdout.splitlines()]
+    assert len(found) == 5 and 0 < found[0]["score"] <= 1.0001
+    no_url = run_cli("search", "breaker", "--index", db)
+    assert no_url.returncode == 2 and "--url" in no_url.stderr
+    server.stop()
+    dead = run_cli("search", "breaker", "--index", db, "--url", server.url)
+    assert dead.returncode == 1 and "cannot embed the query" in dead.stderr

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import FuncpipeError
+from ..errors import EmbeddingUnavailableError, FuncpipeError
 from ..search import search_index
 from ..summary import EXIT_USAGE
 from . import render
@@ -22,10 +22,19 @@ def search_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per hit on stdout.")
     ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="Embedding server, for an index built over HTTP.", envvar="FUNCPIPE_URL"
+        ),
+    ] = None,
 ) -> None:
     """Print the chunks closest to QUERY: path, offsets, cosine score and text."""
     try:
-        hits = search_index(index, query, k=k)
+        hits = search_index(index, query, k=k, url=url or "")
+    except EmbeddingUnavailableError as exc:
+        render.error_line(str(exc))
+        raise typer.Exit(1) from None
     except FuncpipeError as exc:
         render.error_line(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
