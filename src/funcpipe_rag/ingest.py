@@ -46,6 +46,7 @@ from .summary import (
 )
 
 ProgressFn = Callable[[RunStats], None]
+ResultHook = Callable[[Result[Chunk, Any]], "bool | None"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,11 +289,15 @@ def ingest(
     on_progress: ProgressFn | None = None,
     progress_every_s: float = 0.1,
     ledger: ResourceLedger | None = None,
+    on_result: ResultHook | None = None,
 ) -> RunSummary:
     """Run one ingest and return its summary; configuration errors raise ``ConfigError``.
 
     Interruptions (``KeyboardInterrupt``, :class:`RunInterrupted`, a closed stdout) end
-    the run in order and are reported in the summary, not raised.
+    the run in order and are reported in the summary, not raised. ``on_result`` sees
+    every result before it is stored; returning ``False`` stops the run early (the
+    stream is closed, what was stored is kept), and an exception it raises ends the run
+    like any consumer failure (status ``error``) — ``leak-check`` uses both.
     """
     ledger = ledger if ledger is not None else ResourceLedger()
     settings = req.settings
@@ -329,6 +334,8 @@ def ingest(
             stack.callback(pipeline.close, "pipeline")
             last_report = time.monotonic()
             for n, r in enumerate(pipeline):
+                if on_result is not None and on_result(r) is False:
+                    break
                 sink.accept(r)
                 if on_progress is not None and n % 64 == 0:
                     now = time.monotonic()

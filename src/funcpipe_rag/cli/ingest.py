@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,8 +27,40 @@ _EMBED = "Embedder"
 _WALK = "Walk"
 
 
-def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
-    raise RunInterrupted(signum)
+class _SignalState:
+    fired = False
+
+    def settle(self) -> None:
+        """The run is over: from now on a signal only prints the cleanup note."""
+        self.fired = True
+
+
+@contextlib.contextmanager
+def orderly_signals() -> Iterator[_SignalState]:
+    """SIGINT and SIGTERM stop the run in order: the first raises (KeyboardInterrupt or
+    RunInterrupted) where the run is; later ones only say cleanup is under way.
+
+    Why not force-exit on a second Ctrl-C: cleanup is bounded — in-flight requests are
+    cancelled by shutting their sockets down, the index commit is one transaction — and
+    skipping it would lose paid work and leak what the report promises to release.
+    """
+    state = _SignalState()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if state.fired:
+            os.write(2, b"funcpipe: cleaning up, resources are being released\n")
+            return
+        state.fired = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise RunInterrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _stdin_paths(null_separated: bool) -> Iterator[str]:
@@ -233,30 +266,30 @@ def ingest_command(
         "report": report if report is not None else ("none" if quiet else None),
         "include": include or None, "exclude": exclude or None, "hidden": hidden,
     }  # fmt: skip
-    try:
-        settings = resolve_settings(flags=flags, config_file=config)
-        from_stdin = paths == ["-"]
-        request = IngestRequest(
-            settings=settings,
-            roots=() if from_stdin else tuple(paths),
-            path_list=_stdin_paths(null) if from_stdin else None,
-            use_index=not no_index,
-            jsonl=sys.stdout if jsonl else None,
-            with_vectors=with_vectors,
-        )
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # The handlers stay in place while the report is written: a Ctrl-C then cannot
+    # leave a half-written report file or a traceback.
+    with orderly_signals() as signals:
         try:
+            settings = resolve_settings(flags=flags, config_file=config)
+            from_stdin = paths == ["-"]
+            request = IngestRequest(
+                settings=settings,
+                roots=() if from_stdin else tuple(paths),
+                path_list=_stdin_paths(null) if from_stdin else None,
+                use_index=not no_index,
+                jsonl=sys.stdout if jsonl else None,
+                with_vectors=with_vectors,
+            )
             with render.live_progress(not quiet) as progress:
                 summary = ingest(request, on_progress=progress)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-    except FuncpipeError as exc:
-        render.error_line(str(exc))
-        raise typer.Exit(EXIT_USAGE if isinstance(exc, ConfigError) else 1) from None
-    if summary.exit_code == EXIT_SIGPIPE:
-        _silence_stdout()
-    _write_report(summary, settings.report, report_file)
-    line = headline(summary)
-    if line is not None:
-        render.error_line(line)
+            signals.settle()
+        except FuncpipeError as exc:
+            render.error_line(str(exc))
+            raise typer.Exit(EXIT_USAGE if isinstance(exc, ConfigError) else 1) from None
+        if summary.exit_code == EXIT_SIGPIPE:
+            _silence_stdout()
+        _write_report(summary, settings.report, report_file)
+        line = headline(summary)
+        if line is not None:
+            render.error_line(line)
     raise typer.Exit(summary.exit_code)
