@@ -35,6 +35,12 @@ def _suites() -> list[tuple[str, Callable[[], list[Row]]]]:
         suites.append(("ingest", bench_ingest))
     except ImportError:
         pass
+    try:
+        from .bench_http import bench_http
+
+        suites.append(("http", bench_http))
+    except ImportError:
+        pass
     return suites
 
 

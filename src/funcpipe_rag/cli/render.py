@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..leakcheck import ScenarioResult
     from ..search import Hit
     from ..summary import RunStats, RunSummary
 
@@ -148,3 +149,35 @@ def print_hits(hits: list[Hit], *, as_json: bool) -> None:
         console.print(f"[bold]{rank}. {hit.score:.3f}[/]  {hit.path} [{hit.start}:{hit.end}]")
         snippet = " ".join(hit.text.split())
         console.print("   " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), markup=False)
+
+
+def scenario_line(result: ScenarioResult) -> None:
+    """One line per finished scenario, so a long check shows progress."""
+    console = stderr_console()
+    console.print(f"  {result.name}: {result.verdict}", markup=False, highlight=False)
+
+
+def print_leak_matrix(results: list[ScenarioResult]) -> None:
+    """The leak-check matrix: one row per scenario, on stderr."""
+    from rich.table import Table
+
+    console = stderr_console()
+    table = Table(title="funcpipe leak-check", title_justify="left")
+    for column in (
+        "scenario",
+        "injected",
+        "ended",
+        "ledger open",
+        "OS Δ fds/sockets/threads",
+        "verdict",
+    ):
+        table.add_column(column)
+    for r in results:
+        still_open = ", ".join(f"{k} {v}" for k, v in r.open_by_kind.items()) or "0"
+        delta = "/".join(str(r.os_delta.get(k, "?")) for k in ("fds", "sockets", "threads"))
+        style = {"LEAK": "bold red", "not exercised": "yellow"}.get(r.verdict, "green")
+        table.add_row(r.name, r.injected, r.ended, still_open, delta, f"[{style}]{r.verdict}[/]")
+    console.print(table)
+    for r in results:
+        if r.detail:
+            console.print(f"{r.name}: {r.detail}", markup=False)
