@@ -29,6 +29,7 @@ _WALK = "Walk"
 
 class _SignalState:
     fired = False
+    interrupted = False
 
     def settle(self) -> None:
         """The run is over: from now on a signal only prints the cleanup note."""
@@ -50,7 +51,7 @@ def orderly_signals() -> Iterator[_SignalState]:
         if state.fired:
             os.write(2, b"funcpipe: cleaning up, resources are being released\n")
             return
-        state.fired = True
+        state.fired = state.interrupted = True
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise RunInterrupted(signum)
@@ -59,8 +60,12 @@ def orderly_signals() -> Iterator[_SignalState]:
     try:
         yield state
     finally:
+        # After a signal the process is on its way out: a late second signal, still
+        # pending in the interpreter, must not reach a restored default handler and
+        # kill the process after the report was written. Otherwise restore (the
+        # command may run inside a test runner's process).
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            signal.signal(sig, signal.SIG_IGN if state.interrupted else old)
 
 
 def _stdin_paths(null_separated: bool) -> Iterator[str]:

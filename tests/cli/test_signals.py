@@ -1,0 +1,56 @@
+"""Orderly shutdown of the real `funcpipe ingest` process under real signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from funcpipe_rag.serve import EmbeddingServer, FaultConfig
+from tests.cli.helpers import CLI, assert_clean, cli_env, count_rows, prose, read_report, write_tree
+
+
+def wait_for(server: EmbeddingServer, n: int) -> None:
+    deadline = time.monotonic() + 30
+    while server.stats()["embed_requests"] < n:
+        assert time.monotonic() < deadline, "the run never reached the server"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [
+        ([signal.SIGINT], 130),
+        ([signal.SIGTERM], 143),
+        ([signal.SIGINT, signal.SIGINT], 130),  # a second Ctrl-C waits for cleanup
+        ([signal.SIGTERM, signal.SIGINT], 143),
+    ],
+)
+def test_signals_stop_the_run_in_order_and_keep_what_was_stored(
+    tmp_path: Path, signals: list[signal.Signals], code: int
+) -> None:
+    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 10) for i in range(20)})
+    report = tmp_path / "r.json"
+    with EmbeddingServer(faults=FaultConfig(latency_ms=100)) as server:
+        proc = subprocess.Popen(
+            [*CLI, "ingest", str(tree), "--index", str(tmp_path / "x.db"), "--url", server.url,
+             "--embedder", "tei", "--batch-size", "4", "--concurrency", "2",
+             "--report", "none", "--report-file", str(report)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=cli_env(FUNCPIPE_COMMIT_EVERY="4"),
+        )  # fmt: skip
+        wait_for(server, 6)
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.01)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    doc = read_report(report)
+    assert doc["status"] == "interrupted"
+    assert doc["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 0
+    assert_clean(doc)
+    assert "interrupted" in stderr
