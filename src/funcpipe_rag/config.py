@@ -43,6 +43,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("concurrency", "ingest", int, 4, "embedding requests in flight"),
     Setting("commit_every", "ingest", int, 256, "chunks per index transaction"),
     Setting("report", "ingest", str, "text", "report on stderr: text, json or none"),
+    Setting("lock_timeout", "ingest", float, 10.0, "seconds to wait for another run's lock"),
     Setting("chunk_size", "chunker", int, 800, "chunk size in characters"),
     Setting("overlap", "chunker", int, 100, "overlap between chunks in characters"),
     Setting("embedder", "embedder", str, "hash", "hash, openai, ollama or tei"),
@@ -80,6 +81,7 @@ class RunSettings:
     concurrency: int = 4
     commit_every: int = 256
     report: str = "text"
+    lock_timeout: float = 10.0
     chunk_size: int = 800
     overlap: int = 100
     embedder: str = "hash"

@@ -6,7 +6,7 @@ interruption, a ``kill -9`` included, and the next run embeds only what is missi
 Tables::
 
     meta(key, value)            schema version, embedder, model, dim, chunker
-    documents(doc_id, path, size, mtime_ns, file_hash, complete, run_id)
+    documents(doc_id, path, abs_path, size, mtime_ns, file_hash, complete, run_id)
     chunks(chunk_id, doc_id, seq, start, end, text, content_hash, run_id)
     vectors(content_hash, vector)  float32 little-endian blobs, one per distinct content
 
@@ -21,7 +21,10 @@ dimension or chunker raises :class:`~funcpipe_rag.errors.IndexMismatchError`.
 from __future__ import annotations
 
 import enum
+import fcntl
+import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY,
     path TEXT NOT NULL,
+    abs_path TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     file_hash TEXT,
@@ -98,6 +102,7 @@ class PendingChunk:
     chunk_id: str
     doc_id: str
     path: str
+    abs_path: str
     seq: int
     start: int
     end: int
@@ -109,6 +114,42 @@ class PendingChunk:
     doc_hash: str
     last_of_doc: bool
     doc_failed: bool
+
+
+class _RunLock:
+    """An exclusive ``flock`` on ``<index>.lock`` for the whole run."""
+
+    def __init__(self, index: Path, ledger: ResourceLedger, timeout_s: float) -> None:
+        self._ledger = ledger
+        lock_path = index.with_name(index.name + ".lock")
+        try:
+            self._fd: int | None = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the index lock {lock_path}: {exc}") from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self._fd)
+                    self._fd = None
+                    raise IndexLockedError(
+                        f"another funcpipe run is writing {index} (waited {timeout_s:g} s); "
+                        "wait for it, or use another --index"
+                    ) from None
+                time.sleep(0.05)
+        self._handle = ledger.acquire("index_lock", str(lock_path))
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.close(fd)  # closing the descriptor releases the flock
+        finally:
+            self._ledger.release(self._handle)
 
 
 def read_space(path: Path) -> IndexSpace | None:
@@ -141,12 +182,16 @@ class SqliteIndex:
         *,
         busy_timeout_s: float = 10.0,
         readonly: bool = False,
+        lock_timeout_s: float = 10.0,
     ) -> None:
         self.path = path
         self.run_id = uuid.uuid4().hex[:12]
         self._ledger = ledger
         if readonly and not path.exists():
             raise ConfigError(f"index not found: {path}")
+        # One writer at a time: a second run waits up to lock_timeout_s, then fails
+        # clearly. The lock dies with its process, kill -9 included.
+        self._lock = None if readonly else _RunLock(path, ledger, lock_timeout_s)
         try:
             uri = f"file:{path}?mode=ro" if readonly else str(path)
             self._conn = sqlite3.connect(
@@ -157,6 +202,8 @@ class SqliteIndex:
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
+            if self._lock is not None:
+                self._lock.close()
             raise ConfigError(f"cannot open index {path}: {exc}") from None
         self._handle: Handle = ledger.acquire("index_db", str(path))
         self._state = _State.OPEN
@@ -290,13 +337,14 @@ class SqliteIndex:
             conn = self._conn
             self._fix_dim(conn, [p.vector for p in pending if p.vector is not None])
             conn.executemany(
-                "INSERT INTO documents(doc_id, path, size, mtime_ns, file_hash, complete, run_id) "
-                "VALUES (?, ?, ?, ?, NULL, 0, ?) ON CONFLICT(doc_id) DO UPDATE SET "
+                "INSERT INTO documents"
+                "(doc_id, path, abs_path, size, mtime_ns, file_hash, complete, run_id) "
+                "VALUES (?, ?, ?, ?, ?, NULL, 0, ?) ON CONFLICT(doc_id) DO UPDATE SET "
                 "path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "run_id = excluded.run_id",
                 list(
                     {
-                        p.doc_id: (p.doc_id, p.path, p.doc_size, p.doc_mtime_ns, run)
+                        p.doc_id: (p.doc_id, p.path, p.abs_path, p.doc_size, p.doc_mtime_ns, run)
                         for p in pending
                     }.values()
                 ),
@@ -342,6 +390,46 @@ class SqliteIndex:
             s = self.space
             self.space = IndexSpace(s.embedder, s.model, dim, s.chunker)
 
+    def store_vectors(self, vectors: dict[str, bytes]) -> None:
+        """Persist paid-for vectors now, in their own small transaction.
+
+        The vectors table is a content-addressed cache: a vector stored here is never
+        bought again, even if the chunks it belongs to were not stored yet.
+        """
+        if not vectors:
+            return
+        with self._transaction():
+            self._fix_dim(self._conn, list(vectors.values()))
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES (?, ?)",
+                list(vectors.items()),
+            )
+
+    def prune(self, roots: Sequence[str], keep: set[str], *, everything: bool = False) -> int:
+        """Delete documents (and their chunks) under ``roots`` whose id is not in ``keep``.
+
+        ``roots`` are absolute, display-safe paths of walked folders; a document is under
+        a root when its absolute path starts with the root and a separator. With
+        ``everything``, every document not in ``keep`` goes (a complete path list).
+        Vectors stay: they are paid for and may be reused. Returns documents deleted.
+        """
+        conn = self._check_open()
+        rows = conn.execute("SELECT doc_id, abs_path FROM documents").fetchall()
+        prefixes = tuple(r.rstrip("/") + "/" for r in roots)
+        doomed = [
+            doc_id
+            for doc_id, abs_path in rows
+            if doc_id not in keep and (everything or abs_path.startswith(prefixes))
+        ]
+        if doomed:
+            with self._transaction():
+                for i in range(0, len(doomed), 500):
+                    part = doomed[i : i + 500]
+                    marks = ",".join("?" * len(part))
+                    conn.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
+                    conn.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
+        return len(doomed)
+
     def rollback_pending(self) -> int:
         """Drop staged chunks without writing them; returns how many were dropped."""
         n = len(self._pending)
@@ -357,6 +445,8 @@ class SqliteIndex:
             self._conn.close()
         finally:
             self._ledger.release(self._handle)
+            if self._lock is not None:
+                self._lock.close()
 
     def __enter__(self) -> SqliteIndex:
         return self
@@ -366,7 +456,15 @@ class SqliteIndex:
 
 
 def open_index(
-    path: Path, space: IndexSpace | None, ledger: ResourceLedger, *, readonly: bool = False
+    path: Path,
+    space: IndexSpace | None,
+    ledger: ResourceLedger,
+    *,
+    readonly: bool = False,
+    lock_timeout_s: float = 10.0,
 ) -> SqliteIndex:
-    """Open (creating if needed) the index at ``path`` for ``space``; a context manager."""
-    return SqliteIndex(path, space, ledger, readonly=readonly)
+    """Open (creating if needed) the index at ``path`` for ``space``; a context manager.
+
+    A writable index holds the run lock until closed; a read-only one takes none.
+    """
+    return SqliteIndex(path, space, ledger, readonly=readonly, lock_timeout_s=lock_timeout_s)

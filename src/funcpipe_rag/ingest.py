@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import sys
 import time
@@ -28,13 +29,21 @@ from .config import RunSettings
 from .embedders.base import Embedder, embed_chunks
 from .embedders.factory import content_space, open_embedder
 from .embedders.http import HttpEmbedder
-from .errors import ConfigError, RunInterrupted
+from .errors import ConfigError, FuncpipeError, RunInterrupted
 from .index import IndexSpace, PendingChunk, SqliteIndex, open_index
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
 from .result import Err, ErrInfo, Ok, Result
-from .sources import Document, SourceFile, WalkOptions, is_skip, iter_documents, iter_paths
+from .sources import (
+    Document,
+    SourceFile,
+    WalkOptions,
+    display_path,
+    is_skip,
+    iter_documents,
+    iter_paths,
+)
 from .streams import Stage, sfilter, tap
 from .summary import (
     EXIT_SIGINT,
@@ -64,6 +73,7 @@ class IngestRequest:
     use_index: bool = True
     jsonl: TextIO | None = None
     with_vectors: bool = False
+    prune_listed: bool = False
 
     def __post_init__(self) -> None:
         if not self.roots and self.path_list is None:
@@ -145,12 +155,14 @@ class _Sink:
             chunk_id=c.chunk_id,
             doc_id=c.doc_id,
             path=c.path,
+            abs_path=display_path(os.path.abspath(src.fs_path)),
             seq=c.seq,
             start=c.start,
             end=c.end,
             text=c.text,
             content_hash=c.content_hash,
-            vector=None if chunk.reused else chunk.embedding.astype("<f4").tobytes(),
+            # The embedding stage persisted fresh vectors already (store_vectors).
+            vector=None,
             doc_size=src.size,
             doc_mtime_ns=src.mtime_ns,
             doc_hash=c.doc.file_hash,
@@ -215,11 +227,15 @@ def build_pipeline(
     stats: RunStats,
     ledger: ResourceLedger,
     executor: Executor | None = None,
+    seen: set[str] | None = None,
 ) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
     """The lazy stage chain of one run; creating it does no I/O.
 
     With an ``executor``, up to ``settings.concurrency`` embedding batches are in flight.
+    ``seen`` collects the id of every file the walk found that still exists as a
+    document (ingested, unchanged or failed): the run prunes the others afterwards.
     """
+    seen = set() if seen is None else seen
     settings = req.settings
     roots: Iterable[str] = req.path_list if req.path_list is not None else req.roots
     files: Stage[Result[SourceFile, ErrInfo]] = iter_paths(roots, _walk_options(settings))
@@ -233,7 +249,11 @@ def build_pipeline(
                 stats.skipped_by_code[r.error.code] += 1
                 return False
             stats.files_failed += 1
+            doc_id = r.error.ctx.get("doc_id")
+            if isinstance(doc_id, str):
+                seen.add(doc_id)
             return True
+        seen.add(r.value.source.doc_id)
         if index is not None:
             stored = index.stored_doc(r.value.source.doc_id)
             if stored is not None and stored.complete and stored.file_hash == r.value.file_hash:
@@ -261,6 +281,7 @@ def build_pipeline(
         lookup=lookup,
         executor=executor,
         window=settings.concurrency if executor is not None else 1,
+        persist=index.store_vectors if index is not None else None,
     )
     return circuit_breaker_rate_emit(
         embedded, max_rate=settings.max_rate, min_samples=settings.min_samples
@@ -276,6 +297,19 @@ def worker_pool(workers: int, ledger: ResourceLedger) -> Iterator[ThreadPoolExec
             yield pool
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _prune(index: SqliteIndex, req: IngestRequest, seen: set[str]) -> int:
+    """Forget the documents of files deleted from the walked roots.
+
+    Only after a walk that saw everything (no breaker trip, no early stop, no
+    interruption), only under the folders this run walked, and for a stdin path list
+    only when asked (``prune_listed``: the list is then the whole index).
+    """
+    if req.path_list is not None:
+        return index.prune((), seen, everything=True) if req.prune_listed else 0
+    folders = [display_path(os.path.abspath(r)) for r in req.roots if os.path.isdir(r)]
+    return index.prune(folders, seen) if folders else 0
 
 
 def _peak_rss_mb() -> float:
@@ -313,7 +347,12 @@ def ingest(
             stack.callback(embedder.close, "embedder")
             index = None
             if req.use_index:
-                index = open_index(Path(settings.index), _space_of(embedder, settings), ledger)
+                index = open_index(
+                    Path(settings.index),
+                    _space_of(embedder, settings),
+                    ledger,
+                    lock_timeout_s=settings.lock_timeout,
+                )
                 stack.callback(index.close, "index")
                 if index.space.dim and isinstance(embedder, HttpEmbedder):
                     embedder.expect_dim(index.space.dim)
@@ -330,11 +369,14 @@ def ingest(
                 with_vectors=req.with_vectors,
             )
             stack.callback(sink.finish, "sink commit")
-            pipeline = build_pipeline(req, embedder, index, stats, ledger, executor)
+            seen: set[str] = set()
+            pipeline = build_pipeline(req, embedder, index, stats, ledger, executor, seen)
             stack.callback(pipeline.close, "pipeline")
             last_report = time.monotonic()
+            walked_all = True
             for n, r in enumerate(pipeline):
                 if on_result is not None and on_result(r) is False:
+                    walked_all = False
                     break
                 sink.accept(r)
                 if on_progress is not None and n % 64 == 0:
@@ -342,14 +384,17 @@ def ingest(
                     if now - last_report >= progress_every_s:
                         last_report = now
                         on_progress(stats)
+            if index is not None and walked_all and sink.breaker is None:
+                sink.commit()
+                stats.files_pruned = _prune(index, req, seen)
     except KeyboardInterrupt:
         status, reason, signal_exit = "interrupted", "SIGINT", EXIT_SIGINT
     except RunInterrupted as exc:
         status, reason, signal_exit = "interrupted", f"signal {exc.signum}", exc.exit_code
     except BrokenPipeError:
         status, reason, signal_exit = "interrupted", "stdout closed", EXIT_SIGPIPE
-    except ConfigError:
-        raise
+    except FuncpipeError:
+        raise  # configuration and lock errors: the caller reports them (exit 2 / 1)
     except Exception as exc:  # an unexpected failure still gets an honest summary
         status, reason = "error", f"{type(exc).__name__}: {exc}"
     if on_progress is not None:

@@ -227,7 +227,8 @@ class Document:
 def _read_fail(
     code: str, msg: str, src: SourceFile, exc: BaseException | None = None
 ) -> Err[ErrInfo]:
-    return Err(make_errinfo(code, msg, stage="read", path=src.path, exc=exc))
+    # doc_id: the file exists though it failed, so an incremental run keeps its old chunks.
+    return Err(make_errinfo(code, msg, stage="read", path=src.path, exc=exc, doc_id=src.doc_id))
 
 
 def _read_skip(code: str, msg: str, src: SourceFile) -> Err[ErrInfo]:

@@ -36,6 +36,7 @@ class RunStats:
     files_unchanged: int = 0
     files_skipped: int = 0
     files_failed: int = 0
+    files_pruned: int = 0
     chunks_seen: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
@@ -80,6 +81,7 @@ class RunSummary:
                 "unchanged": s.files_unchanged,
                 "skipped": s.files_skipped,
                 "failed": s.files_failed,
+                "pruned": s.files_pruned,
             },
             "chunks": {
                 "seen": s.chunks_seen,

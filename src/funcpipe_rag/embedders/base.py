@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Sequence
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, Future, wait
 from typing import Protocol
 
 import numpy as np
@@ -34,6 +34,7 @@ class Embedder(Protocol):
 
 
 VectorLookup = Callable[[Sequence[str]], dict[str, bytes]]
+VectorSink = Callable[[dict[str, bytes]], None]
 
 
 def vector_from_bytes(blob: bytes) -> Vector:
@@ -71,6 +72,8 @@ def embed_chunks(
     lookup: VectorLookup | None = None,
     executor: Executor | None = None,
     window: int = 1,
+    persist: VectorSink | None = None,
+    grace_s: float = 2.0,
 ) -> Stage[Result[Chunk, ErrInfo]]:
     """Embed chunks in batches, reusing vectors the index already holds.
 
@@ -80,9 +83,14 @@ def embed_chunks(
     batches are in flight at once (``lookup`` still runs on the consuming thread, so
     an SQLite connection is never shared).
 
-    Closed early, the stage cancels queued batches, asks the embedder to fail the ones
-    in flight at once (``cancel_inflight``, when it has one), waits for them, and only
-    then closes its upstream: no request outlives the stage.
+    ``persist`` receives the fresh vectors of every batch as soon as it is answered
+    (content hash -> float32 bytes), before its chunks move on: paid work is saved
+    even if the process dies before those chunks are stored.
+
+    Closed early, the stage cancels queued batches, gives the batches in flight
+    ``grace_s`` seconds to finish (their vectors are persisted: they are paid for),
+    asks the embedder to fail the rest at once (``cancel_inflight``, when it has one),
+    waits for them, and only then closes its upstream: no request outlives the stage.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -109,6 +117,8 @@ def embed_chunks(
     def finish(pending: _Pending) -> list[Result[Chunk, ErrInfo]]:
         batch, known, keys, future = pending
         fresh = dict(zip(keys, future.result(), strict=True))
+        if persist is not None:
+            _persist(fresh, persist)
         out: list[Result[Chunk, ErrInfo]] = []
         for r in batch:
             if not isinstance(r, Ok):
@@ -140,22 +150,39 @@ def embed_chunks(
                 yield from finish(in_flight.popleft())
         finally:
             if in_flight:
-                _abandon(in_flight, embedder)
+                _abandon(in_flight, embedder, persist, grace_s)
             batches.close()
             close_quietly(chunks)
 
     return Stage(gen(), (chunks,))
 
 
-def _abandon(in_flight: deque[_Pending], embedder: Embedder) -> None:
-    """Cancel queued batches, fail running ones at once, and wait for all of them."""
-    running = [p[3] for p in in_flight if not p[3].cancel()]
+def _persist(fresh: Mapping[str, Result[Vector, ErrInfo]], persist: VectorSink) -> None:
+    vectors = {k: r.value.astype("<f4").tobytes() for k, r in fresh.items() if isinstance(r, Ok)}
+    if vectors:
+        persist(vectors)
+
+
+def _abandon(
+    in_flight: deque[_Pending], embedder: Embedder, persist: VectorSink | None, grace_s: float
+) -> None:
+    """Cancel queued batches, let running ones finish for ``grace_s`` (and keep their
+    vectors), fail the rest at once, and wait for all of them."""
+    running = [p for p in in_flight if not p[3].cancel()]
+    futures = [p[3] for p in running if isinstance(p[3], Future)]
+    if futures and grace_s > 0:
+        wait(futures, timeout=grace_s)
     cancel = getattr(embedder, "cancel_inflight", None)
-    if running and callable(cancel):
+    if callable(cancel) and any(not f.done() for f in futures):
         cancel()
-    for future in running:
-        with contextlib.suppress(Exception):
-            future.result()
+    for _, _, keys, future in running:
+        try:
+            outcomes = future.result()
+        except Exception:
+            continue
+        if persist is not None:
+            with contextlib.suppress(Exception):  # best effort while the run unwinds
+                _persist(dict(zip(keys, outcomes, strict=True)), persist)
     resume = getattr(embedder, "resume", None)
     if callable(resume):
         resume()
