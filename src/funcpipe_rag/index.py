@@ -116,7 +116,7 @@ class PendingChunk:
     doc_failed: bool
 
 
-class _RunLock:
+class RunLock:
     """An exclusive ``flock`` on ``<index>.lock`` for the whole run."""
 
     def __init__(self, index: Path, ledger: ResourceLedger, timeout_s: float) -> None:
@@ -191,7 +191,7 @@ class SqliteIndex:
             raise ConfigError(f"index not found: {path}")
         # One writer at a time: a second run waits up to lock_timeout_s, then fails
         # clearly. The lock dies with its process, kill -9 included.
-        self._lock = None if readonly else _RunLock(path, ledger, lock_timeout_s)
+        self._lock = None if readonly else RunLock(path, ledger, lock_timeout_s)
         try:
             uri = f"file:{path}?mode=ro" if readonly else str(path)
             self._conn = sqlite3.connect(
@@ -318,6 +318,82 @@ class SqliteIndex:
             "FROM chunks c JOIN documents d USING (doc_id) JOIN vectors v USING (content_hash) "
             "ORDER BY d.path, c.seq"
         )
+
+    def documents(self) -> list[tuple[str, str, str, str | None, bool]]:
+        """(doc_id, path, abs_path, file_hash, complete) of every document."""
+        rows = self._check_open().execute(
+            "SELECT doc_id, path, abs_path, file_hash, complete FROM documents ORDER BY abs_path"
+        )
+        return [(d, p, a, h, bool(c)) for d, p, a, h, c in rows]
+
+    def known_hashes(self, content_hashes: Sequence[str]) -> set[str]:
+        """Which of ``content_hashes`` already have a vector."""
+        conn = self._check_open()
+        unique = list(dict.fromkeys(content_hashes))
+        found: set[str] = set()
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT content_hash FROM vectors WHERE content_hash IN ({marks})"
+            found.update(r[0] for r in conn.execute(sql, part))
+        return found
+
+    def consistency_issues(self) -> list[tuple[str, str]]:
+        """What is wrong inside the file itself, as (code, detail) pairs; [] if nothing."""
+        conn = self._check_open()
+        issues: list[tuple[str, str]] = []
+        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        if integrity != ["ok"]:
+            issues += [("INDEX/INTEGRITY", line) for line in integrity[:20]]
+            return issues  # a damaged file: the queries below would only mislead
+        dim = self.space.dim
+        checks = [
+            (
+                "INDEX/BAD_DIM",
+                "SELECT content_hash, length(vector) / 4 FROM vectors WHERE length(vector) != ?",
+                (dim * 4,),
+                "vector {0} has {1} dimensions, the index holds {dim}",
+            ),
+            (
+                "INDEX/ORPHAN_CHUNK",
+                (
+                    "SELECT chunk_id, doc_id FROM chunks WHERE doc_id NOT IN "
+                    "(SELECT doc_id FROM documents)"
+                ),
+                (),
+                "chunk {0} belongs to no document ({1})",
+            ),
+            (
+                "INDEX/MISSING_VECTOR",
+                (
+                    "SELECT chunk_id, content_hash FROM chunks WHERE content_hash NOT IN "
+                    "(SELECT content_hash FROM vectors)"
+                ),
+                (),
+                "chunk {0} has no vector ({1})",
+            ),
+            (
+                "INDEX/EMPTY_DOCUMENT",
+                (
+                    "SELECT doc_id, path FROM documents WHERE complete = 1 AND doc_id NOT IN "
+                    "(SELECT doc_id FROM chunks)"
+                ),
+                (),
+                "document {1} is marked complete but has no chunks",
+            ),
+            (
+                "INDEX/INCOMPLETE",
+                "SELECT doc_id, path FROM documents WHERE complete = 0",
+                (),
+                "document {1} was not stored completely (an interrupted run)",
+            ),
+        ]
+        for code, sql, args, template in checks:
+            if code == "INDEX/BAD_DIM" and not dim:
+                continue
+            for row in conn.execute(sql, args):
+                issues.append((code, template.format(*row, dim=dim)))
+        return issues
 
     # -- writes ---------------------------------------------------------------------
 
@@ -468,3 +544,24 @@ def open_index(
     A writable index holds the run lock until closed; a read-only one takes none.
     """
     return SqliteIndex(path, space, ledger, readonly=readonly, lock_timeout_s=lock_timeout_s)
+
+
+def rebuild_path(index: Path) -> Path:
+    """Where ``--reembed`` builds the new index beside the live one (and resumes it)."""
+    return index.with_name(index.name + ".reembed")
+
+
+def swap_in_rebuild(index: Path) -> None:
+    """Replace ``index`` by its finished rebuild, atomically.
+
+    The old file's write-ahead log is checkpointed and removed first: a stale ``-wal``
+    left beside the new file would be replayed into it.
+    """
+    if index.exists():
+        conn = sqlite3.connect(index)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            conn.close()
+    os.replace(rebuild_path(index), index)

@@ -30,7 +30,15 @@ from .embedders.base import Embedder, embed_chunks
 from .embedders.factory import content_space, open_embedder
 from .embedders.http import HttpEmbedder
 from .errors import ConfigError, FuncpipeError, RunInterrupted
-from .index import IndexSpace, PendingChunk, SqliteIndex, open_index
+from .index import (
+    IndexSpace,
+    PendingChunk,
+    RunLock,
+    SqliteIndex,
+    open_index,
+    rebuild_path,
+    swap_in_rebuild,
+)
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
@@ -74,6 +82,7 @@ class IngestRequest:
     jsonl: TextIO | None = None
     with_vectors: bool = False
     prune_listed: bool = False
+    reembed: bool = False
 
     def __post_init__(self) -> None:
         if not self.roots and self.path_list is None:
@@ -347,8 +356,14 @@ def ingest(
             stack.callback(embedder.close, "embedder")
             index = None
             if req.use_index:
+                target = Path(settings.index)
+                if req.reembed:
+                    # The live index stays locked and untouched until the rebuild is whole.
+                    lock = RunLock(target, ledger, settings.lock_timeout)
+                    stack.callback(lock.close, "index lock")
+                    target = rebuild_path(target)
                 index = open_index(
-                    Path(settings.index),
+                    target,
                     _space_of(embedder, settings),
                     ledger,
                     lock_timeout_s=settings.lock_timeout,
@@ -387,6 +402,9 @@ def ingest(
             if index is not None and walked_all and sink.breaker is None:
                 sink.commit()
                 stats.files_pruned = _prune(index, req, seen)
+                if req.reembed:
+                    index.close()
+                    swap_in_rebuild(Path(settings.index))
     except KeyboardInterrupt:
         status, reason, signal_exit = "interrupted", "SIGINT", EXIT_SIGINT
     except RunInterrupted as exc:

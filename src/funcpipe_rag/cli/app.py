@@ -8,6 +8,7 @@ from .ingest import ingest_command
 from .leak_check import leak_check_command
 from .search import search_command
 from .serve import serve_command
+from .verify import verify_command
 
 app = typer.Typer(
     name="funcpipe",
@@ -45,6 +46,7 @@ def _root(
 app.command("ingest", no_args_is_help=True)(ingest_command)
 app.command("search", no_args_is_help=True)(search_command)
 app.command("leak-check")(leak_check_command)
+app.command("verify")(verify_command)
 app.command("serve")(serve_command)
 
 

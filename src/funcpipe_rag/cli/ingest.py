@@ -14,9 +14,10 @@ from typing import Annotated
 
 import typer
 
-from ..config import resolve_settings
+from ..config import RunSettings, resolve_settings
 from ..errors import ConfigError, FuncpipeError, RunInterrupted
 from ..ingest import IngestRequest, ingest
+from ..reconcile import plan as plan_run
 from ..sources import read_path_list
 from ..summary import EXIT_SIGPIPE, EXIT_USAGE, RunSummary, headline
 from . import render
@@ -25,6 +26,7 @@ _TUNING = "Tuning"
 _OUTPUT = "Output"
 _EMBED = "Embedder"
 _WALK = "Walk"
+_INDEX = "Incremental index"
 
 
 class _SignalState:
@@ -80,6 +82,21 @@ def _silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def _plan(paths: list[str], settings: RunSettings, from_stdin: bool, null: bool) -> int:
+    roots = tuple(_stdin_paths(null)) if from_stdin else tuple(paths)
+    counts: dict[str, int] = {}
+    chunks = to_embed = 0
+    for entry in plan_run(roots, settings):
+        sys.stdout.write(json.dumps(entry.to_jsonable(), ensure_ascii=False) + "\n")
+        counts[entry.status] = counts.get(entry.status, 0) + 1
+        chunks += entry.chunks
+        to_embed += entry.to_embed
+    order = ("new", "changed", "unchanged", "deleted", "skipped", "failed")
+    summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in order)
+    render.note_line(f"plan: {summary}; {chunks} chunks to store, {to_embed} to embed")
+    return 0
 
 
 def _write_report(summary: RunSummary, report: str, report_file: Path | None) -> None:
@@ -258,6 +275,34 @@ def ingest_command(
             rich_help_panel=_WALK,
         ),
     ] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Dry run: list new / changed / unchanged / deleted files (NDJSON on stdout) "
+            "and chunk counts; embed and write nothing.",
+            rich_help_panel=_INDEX,
+        ),
+    ] = False,
+    reembed: Annotated[
+        bool,
+        typer.Option(
+            "--reembed",
+            help="Rebuild the index from PATHs with the current embedder and chunker (another "
+            "vector space is otherwise refused); the old index serves until the new one is "
+            "complete, and an interrupted rebuild resumes.",
+            rich_help_panel=_INDEX,
+        ),
+    ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="With '-': the stdin list is the whole corpus; forget indexed files not in it. "
+            "(Walked folders are always pruned of deleted files.)",
+            rich_help_panel=_INDEX,
+        ),
+    ] = False,
 ) -> None:
     """Walk PATHs, chunk, embed, store in the index; report every resource on stderr.
 
@@ -277,6 +322,8 @@ def ingest_command(
         try:
             settings = resolve_settings(flags=flags, config_file=config)
             from_stdin = paths == ["-"]
+            if plan:
+                raise typer.Exit(_plan(paths, settings, from_stdin, null))
             request = IngestRequest(
                 settings=settings,
                 roots=() if from_stdin else tuple(paths),
@@ -284,6 +331,8 @@ def ingest_command(
                 use_index=not no_index,
                 jsonl=sys.stdout if jsonl else None,
                 with_vectors=with_vectors,
+                prune_listed=prune,
+                reembed=reembed,
             )
             with render.live_progress(not quiet) as progress:
                 summary = ingest(request, on_progress=progress)

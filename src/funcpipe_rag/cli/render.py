@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..leakcheck import ScenarioResult
+    from ..reconcile import VerifyReport
     from ..search import Hit
     from ..summary import RunStats, RunSummary
 
@@ -32,6 +33,11 @@ def error_line(message: str) -> None:
     console = stderr_console()
     # soft_wrap: one line stays one line, whatever the terminal width (scripts grep it).
     console.print(f"[bold red]funcpipe:[/] {escape(message)}", soft_wrap=True)
+
+
+def note_line(message: str) -> None:
+    """One informational line on stderr."""
+    stderr_console().print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -181,3 +187,21 @@ def print_leak_matrix(results: list[ScenarioResult]) -> None:
     for r in results:
         if r.detail:
             console.print(f"{r.name}: {r.detail}", markup=False)
+
+
+def print_verify(report: VerifyReport) -> None:
+    """What verify found, on stderr: counts, then one line per issue."""
+    console = stderr_console()
+    console.print(
+        f"{report.index}: {report.documents} documents, {report.chunks} chunks, "
+        f"{report.vectors} vectors",
+        markup=False,
+    )
+    for code, detail in report.issues[:200]:
+        console.print(f"  {code} {detail}", markup=False, soft_wrap=True)
+    if len(report.issues) > 200:
+        console.print(f"  ... and {len(report.issues) - 200} more", markup=False)
+    verdict = (
+        "[green]consistent[/]" if report.ok else f"[bold red]{len(report.issues)} mismatches[/]"
+    )
+    console.print(verdict)

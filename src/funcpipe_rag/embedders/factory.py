@@ -90,3 +90,17 @@ def content_space(embedder: Embedder) -> str:
     if embedder.name == "hash":
         return f"hash:{embedder.model}:{embedder.dim}"
     return f"{embedder.name}:{embedder.model}"
+
+
+def planned_space(settings: RunSettings) -> tuple[str, str, int]:
+    """(embedder, model, dim) that a run with ``settings`` will use, without opening
+    anything; dim is 0 for HTTP embedders (learned from the first answer)."""
+    if settings.embedder == "hash":
+        return "hash", settings.model or HASH_EMBEDDER_VERSION, settings.dim
+    return settings.embedder, settings.model or "default", 0
+
+
+def planned_content_space(settings: RunSettings) -> str:
+    """:func:`content_space` of the embedder ``settings`` would open."""
+    name, model, dim = planned_space(settings)
+    return f"hash:{model}:{dim}" if name == "hash" else f"{name}:{model}"

@@ -108,10 +108,17 @@ def _to_vector(raw: Any) -> Vector:
         if len(blob) % 4:
             raise BadAnswer("EMBED/BAD_JSON", "base64 embedding is not float32 data")
         vec = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-    elif isinstance(raw, list) and all(
-        isinstance(x, int | float) and not isinstance(x, bool) for x in raw
-    ):
-        vec = np.asarray(raw, dtype=np.float32)
+    elif isinstance(raw, list):
+        # One C-level conversion; a per-number isinstance check cost ~28% of the
+        # client's CPU per batch (bench_http). Nested lists and words fail here; JSON
+        # true/false and numeric strings would pass as numbers, a leniency no real
+        # server needs.
+        try:
+            vec = np.asarray(raw, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise BadAnswer("EMBED/BAD_JSON", "embedding is not a list of numbers") from None
+        if vec.ndim != 1:
+            raise BadAnswer("EMBED/BAD_JSON", "embedding is not a flat list of numbers")
     else:
         raise BadAnswer("EMBED/BAD_JSON", "embedding is not a list of numbers")
     if vec.size == 0:
