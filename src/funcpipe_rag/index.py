@@ -24,6 +24,7 @@ import enum
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -209,6 +210,7 @@ class SqliteIndex:
         self._state = _State.OPEN
         # Invariant: _pending holds chunks staged since the last commit, in stream order.
         self._pending: list[PendingChunk] = []
+        self._write_lock = threading.RLock()
         try:
             self.space = self._prepare(space, readonly)
         except BaseException:
@@ -264,17 +266,29 @@ class SqliteIndex:
         return self._conn
 
     class _Tx:
-        def __init__(self, conn: sqlite3.Connection) -> None:
+        """One write transaction at a time on the shared connection: embedding worker
+        threads persist vectors while the main thread commits chunk rows."""
+
+        def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
             self.conn = conn
+            self.lock = lock
 
         def __enter__(self) -> None:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.lock.acquire()
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.lock.release()
+                raise
 
         def __exit__(self, exc_type: Any, *_: Any) -> None:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            try:
+                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.lock.release()
 
     def _transaction(self) -> SqliteIndex._Tx:
-        return SqliteIndex._Tx(self._check_open())
+        return SqliteIndex._Tx(self._check_open(), self._write_lock)
 
     # -- reads ----------------------------------------------------------------------
 
@@ -467,7 +481,7 @@ class SqliteIndex:
             self.space = IndexSpace(s.embedder, s.model, dim, s.chunker)
 
     def store_vectors(self, vectors: dict[str, bytes]) -> None:
-        """Persist paid-for vectors now, in their own small transaction.
+        """Persist paid-for vectors now, in their own small transaction; thread-safe.
 
         The vectors table is a content-addressed cache: a vector stored here is never
         bought again, even if the chunks it belongs to were not stored yet.

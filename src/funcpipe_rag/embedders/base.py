@@ -110,15 +110,15 @@ def embed_chunks(
             future = _Done([])
         elif executor is None:
             future = _Done(embedder.embed_batch(texts))
+            if persist is not None:
+                _persist(dict(zip(todo, future.result(), strict=True)), persist)
         else:
-            future = executor.submit(embedder.embed_batch, texts)
+            future = executor.submit(_embed_and_persist, embedder, texts, list(todo), persist)
         return batch, known, list(todo.keys()), future
 
     def finish(pending: _Pending) -> list[Result[Chunk, ErrInfo]]:
         batch, known, keys, future = pending
         fresh = dict(zip(keys, future.result(), strict=True))
-        if persist is not None:
-            _persist(fresh, persist)
         out: list[Result[Chunk, ErrInfo]] = []
         for r in batch:
             if not isinstance(r, Ok):
@@ -150,11 +150,22 @@ def embed_chunks(
                 yield from finish(in_flight.popleft())
         finally:
             if in_flight:
-                _abandon(in_flight, embedder, persist, grace_s)
+                _abandon(in_flight, embedder, grace_s)
             batches.close()
             close_quietly(chunks)
 
     return Stage(gen(), (chunks,))
+
+
+def _embed_and_persist(
+    embedder: Embedder, texts: list[str], keys: list[str], persist: VectorSink | None
+) -> list[Result[Vector, ErrInfo]]:
+    """Runs on a worker thread: the thread that receives an answer persists it before
+    anything else, so a signal unwinding the main thread cannot drop paid vectors."""
+    outcomes = embedder.embed_batch(texts)
+    if persist is not None:
+        _persist(dict(zip(keys, outcomes, strict=True)), persist)
+    return outcomes
 
 
 def _persist(fresh: Mapping[str, Result[Vector, ErrInfo]], persist: VectorSink) -> None:
@@ -163,26 +174,19 @@ def _persist(fresh: Mapping[str, Result[Vector, ErrInfo]], persist: VectorSink) 
         persist(vectors)
 
 
-def _abandon(
-    in_flight: deque[_Pending], embedder: Embedder, persist: VectorSink | None, grace_s: float
-) -> None:
-    """Cancel queued batches, let running ones finish for ``grace_s`` (and keep their
-    vectors), fail the rest at once, and wait for all of them."""
-    running = [p for p in in_flight if not p[3].cancel()]
-    futures = [p[3] for p in running if isinstance(p[3], Future)]
+def _abandon(in_flight: deque[_Pending], embedder: Embedder, grace_s: float) -> None:
+    """Cancel queued batches, give running ones ``grace_s`` to finish (their workers
+    persist what they receive), fail the rest at once, and wait for all of them."""
+    running = [p[3] for p in in_flight if not p[3].cancel()]
+    futures = [f for f in running if isinstance(f, Future)]
     if futures and grace_s > 0:
         wait(futures, timeout=grace_s)
     cancel = getattr(embedder, "cancel_inflight", None)
     if callable(cancel) and any(not f.done() for f in futures):
         cancel()
-    for _, _, keys, future in running:
-        try:
-            outcomes = future.result()
-        except Exception:
-            continue
-        if persist is not None:
-            with contextlib.suppress(Exception):  # best effort while the run unwinds
-                _persist(dict(zip(keys, outcomes, strict=True)), persist)
+    for future in running:
+        with contextlib.suppress(Exception):
+            future.result()
     resume = getattr(embedder, "resume", None)
     if callable(resume):
         resume()
