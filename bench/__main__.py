@@ -1,7 +1,8 @@
-"""`make bench`: run every benchmark side by side in one process and print one table.
+"""`make bench`: run every benchmark side by side in one process; one table per suite.
 
 Numbers are ratios and rates measured in the same run on a shared, noisy machine; they
 are reported, never asserted (speed targets live here, not in timed tests).
+Run one suite: ``python -m bench chunking`` (names below).
 """
 
 from __future__ import annotations
@@ -10,63 +11,53 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .bench_chunking import bench_chunking
+from .bench_embedding import bench_hash_embedder
+from .bench_http import bench_http
+from .bench_ingest import bench_ingest
+from .bench_policies import bench_policies
+from .bench_rerun import bench_rerun
+
 Row = dict[str, Any]
 
-
-def _suites() -> list[tuple[str, Callable[[], list[Row]]]]:
-    from .bench_policies import bench_policies
-
-    suites: list[tuple[str, Callable[[], list[Row]]]] = [("policies", bench_policies)]
-    try:
-        from .bench_chunking import bench_chunking
-
-        suites.append(("chunking", bench_chunking))
-    except ImportError:
-        pass
-    try:
-        from .bench_embedding import bench_hash_embedder
-
-        suites.append(("embedding", bench_hash_embedder))
-    except ImportError:
-        pass
-    try:
-        from .bench_ingest import bench_ingest
-
-        suites.append(("ingest", bench_ingest))
-    except ImportError:
-        pass
-    try:
-        from .bench_http import bench_http
-
-        suites.append(("http", bench_http))
-    except ImportError:
-        pass
-    return suites
+SUITES: dict[str, Callable[[], list[Row]]] = {
+    "policies": bench_policies,
+    "chunking": bench_chunking,
+    "embedding": bench_hash_embedder,
+    "ingest": bench_ingest,
+    "http": bench_http,
+    "rerun": bench_rerun,
+}
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
-        return f"{value:,.1f}" if value >= 10 else f"{value:.3f}"
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return "" if value is None else str(value)
 
 
-def main(argv: list[str]) -> None:
-    only = set(argv)
-    rows: list[Row] = []
-    for name, suite in _suites():
-        if only and name not in only:
-            continue
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows.extend(suite())
+def table(rows: list[Row]) -> str:
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "|".join("---" for _ in columns) + "|")
-    for row in rows:
-        print("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    unknown = set(argv) - SUITES.keys()
+    if unknown:
+        raise SystemExit(f"unknown suite {', '.join(sorted(unknown))}; known: {', '.join(SUITES)}")
+    for name, suite in SUITES.items():
+        if argv and name not in argv:
+            continue
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        print(f"\n#### {name}\n\n{table(suite())}", flush=True)
 
 
 if __name__ == "__main__":
