@@ -21,6 +21,7 @@ from typing import Any
 
 from .chunking.splitter import ChunkerSettings
 from .errors import ConfigError
+from .sources import WalkOptions
 
 EMBEDDERS = ("hash", "openai", "ollama", "tei")
 REPORTS = ("text", "json", "none")
@@ -124,6 +125,14 @@ class RunSettings:
     @property
     def chunker(self) -> ChunkerSettings:
         return ChunkerSettings(chunk_size=self.chunk_size, overlap=self.overlap)
+
+    def walk_options(self) -> WalkOptions:
+        return WalkOptions(
+            include=self.include,
+            exclude=self.exclude,
+            hidden=self.hidden,
+            max_file_bytes=int(self.max_file_mb * (1 << 20)),
+        )
 
 
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:

@@ -108,8 +108,7 @@ class PendingChunk:
     start: int
     end: int
     text: str
-    content_hash: str
-    vector: bytes | None  # None: the vector is already in the index (reused)
+    content_hash: str  # its vector is in the index already (store_vectors)
     doc_size: int
     doc_mtime_ns: int
     doc_hash: str
@@ -301,7 +300,7 @@ class SqliteIndex:
         return None if row is None else StoredDoc(row[0], bool(row[1]))
 
     def fetch_vectors(self, content_hashes: Sequence[str]) -> dict[str, bytes]:
-        """The stored (or staged) vector of each of ``content_hashes`` that has one."""
+        """The stored vector of each of ``content_hashes`` that has one."""
         conn = self._check_open()
         unique = list(dict.fromkeys(content_hashes))
         found: dict[str, bytes] = {}
@@ -310,11 +309,6 @@ class SqliteIndex:
             marks = ",".join("?" * len(part))
             sql = f"SELECT content_hash, vector FROM vectors WHERE content_hash IN ({marks})"
             found.update(conn.execute(sql, part).fetchall())
-        if self._pending:
-            wanted = set(unique)
-            for p in self._pending:
-                if p.vector is not None and p.content_hash in wanted:
-                    found.setdefault(p.content_hash, p.vector)
         return found
 
     def counts(self) -> dict[str, int]:
@@ -418,14 +412,17 @@ class SqliteIndex:
         return len(self._pending)
 
     def commit(self) -> list[PendingChunk]:
-        """Write every staged chunk in one transaction; returns them once durable."""
+        """Write every staged chunk in one transaction; returns them once durable.
+
+        Their vectors were stored before (:meth:`store_vectors`), so a chunk row never
+        points at a missing vector.
+        """
         pending, self._pending = self._pending, []
         if not pending:
             return []
         run = self.run_id
         with self._transaction():
             conn = self._conn
-            self._fix_dim(conn, [p.vector for p in pending if p.vector is not None])
             conn.executemany(
                 "INSERT INTO documents"
                 "(doc_id, path, abs_path, size, mtime_ns, file_hash, complete, run_id) "
@@ -438,10 +435,6 @@ class SqliteIndex:
                         for p in pending
                     }.values()
                 ),
-            )
-            conn.executemany(
-                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES (?, ?)",
-                [(p.content_hash, p.vector) for p in pending if p.vector is not None],
             )
             conn.executemany(
                 "INSERT INTO chunks"

@@ -27,7 +27,7 @@ from .errors import IndexMismatchError
 from .index import SqliteIndex, open_index
 from .policies.ledger import ResourceLedger
 from .result import Err, ErrInfo, Ok, Result
-from .sources import Document, WalkOptions, display_path, is_skip, iter_documents, iter_paths
+from .sources import Document, display_path, is_skip, iter_documents, iter_paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +47,6 @@ class PlanEntry:
         if self.code:
             doc["code"] = self.code
         return doc
-
-
-def _walk_options(settings: RunSettings) -> WalkOptions:
-    return WalkOptions(
-        include=settings.include,
-        exclude=settings.exclude,
-        hidden=settings.hidden,
-        max_file_bytes=int(settings.max_file_mb * (1 << 20)),
-    )
 
 
 def _open_readonly(path: Path, ledger: ResourceLedger) -> SqliteIndex | None:
@@ -85,7 +76,7 @@ def _check_space(index: SqliteIndex | None, settings: RunSettings) -> None:
 def _documents(
     roots: Iterable[str], settings: RunSettings, ledger: ResourceLedger
 ) -> Iterator[Result[Document, ErrInfo]]:
-    docs = iter_documents(iter_paths(roots, _walk_options(settings)), ledger)
+    docs = iter_documents(iter_paths(roots, settings.walk_options()), ledger)
     try:
         yield from docs
     finally:
