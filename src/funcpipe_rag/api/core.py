@@ -6,12 +6,16 @@ test checks that it agrees with the re-exports.
 
 from __future__ import annotations
 
+from ..config import RunSettings as RunSettings
+from ..config import resolve_settings as resolve_settings
 from ..errors import CleanupError as CleanupError
 from ..errors import ConfigError as ConfigError
 from ..errors import FuncpipeError as FuncpipeError
 from ..errors import IndexLockedError as IndexLockedError
 from ..errors import IndexMismatchError as IndexMismatchError
 from ..errors import ResourceClosedError as ResourceClosedError
+from ..ingest import IngestRequest as IngestRequest
+from ..ingest import ingest as ingest
 from ..policies.breakers import BreakInfo as BreakInfo
 from ..policies.breakers import circuit_breaker_count_emit as circuit_breaker_count_emit
 from ..policies.breakers import circuit_breaker_count_truncate as circuit_breaker_count_truncate
@@ -42,6 +46,8 @@ from ..policies.retries import RetryPolicy as RetryPolicy
 from ..policies.retries import SystemClock as SystemClock
 from ..policies.retries import retry_map as retry_map
 from ..policies.retries import retry_result as retry_result
+from ..reconcile import plan as plan
+from ..reconcile import verify as verify
 from ..result import Err as Err
 from ..result import ErrInfo as ErrInfo
 from ..result import Nothing as Nothing
@@ -50,6 +56,7 @@ from ..result import Option as Option
 from ..result import Result as Result
 from ..result import Some as Some
 from ..result import make_errinfo as make_errinfo
+from ..search import search_index as search_index
 from ..streams import Stage as Stage
 from ..streams import batched as batched
 from ..streams import chain as chain
@@ -60,6 +67,7 @@ from ..streams import sfilter as sfilter
 from ..streams import smap as smap
 from ..streams import take as take
 from ..streams import tap as tap
+from ..summary import RunSummary as RunSummary
 
 __all__ = [
     "BreakInfo",
@@ -74,6 +82,7 @@ __all__ = [
     "FuncpipeError",
     "IndexLockedError",
     "IndexMismatchError",
+    "IngestRequest",
     "LedgerSnapshot",
     "Nothing",
     "Ok",
@@ -83,6 +92,8 @@ __all__ = [
     "ResourceLedger",
     "Result",
     "RetryPolicy",
+    "RunSettings",
+    "RunSummary",
     "Some",
     "Stage",
     "SystemClock",
@@ -100,14 +111,18 @@ __all__ = [
     "flat_map",
     "fold_error_report",
     "guard",
+    "ingest",
     "is_break",
     "make_errinfo",
     "managed_stream",
     "nested_managed",
     "os_snapshot",
+    "plan",
     "report_to_jsonable",
+    "resolve_settings",
     "retry_map",
     "retry_result",
+    "search_index",
     "sfilter",
     "short_circuit_on_err_emit",
     "short_circuit_on_err_truncate",
@@ -115,5 +130,6 @@ __all__ = [
     "take",
     "tap",
     "use_ledger",
+    "verify",
     "with_resource_stream",
 ]
