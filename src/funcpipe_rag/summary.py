@@ -158,7 +158,7 @@ def headline(summary: RunSummary) -> str | None:
     cause = ""
     if top is not None:
         code, n = top
-        cause = f"{_CAUSES.get(code, 'items failed')} ({code} x{n})"
+        cause = f"{_CAUSES[code]} ({code} x{n})" if code in _CAUSES else f"{code} x{n}"
     if summary.leaked:
         return f"LEAK: {summary.ledger.open_total} resources left open; {kept}"
     if summary.status == "breaker" and summary.breaker is not None:
@@ -167,4 +167,5 @@ def headline(summary: RunSummary) -> str | None:
         return f"interrupted ({summary.reason}); {kept}"
     if summary.status == "error":
         return f"stopped on an unexpected error: {summary.reason}; {kept}"
-    return f"{s.files_failed + s.chunks_failed} items failed: {cause}; {kept}"
+    failed = s.files_failed + s.chunks_failed
+    return f"{failed} item{'s' if failed != 1 else ''} failed: {cause}; {kept}"
