@@ -58,7 +58,6 @@ import json
 import os
 import pstats
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -79,6 +78,7 @@ from funcpipe_rag.embedders.base import embed_chunks
 from funcpipe_rag.embedders.hashing import HashEmbedder
 from funcpipe_rag.embedders.http import HttpEmbedder
 from funcpipe_rag.embedders.protocols import PROTOCOLS
+from funcpipe_rag.leakcheck import LocalServer
 from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.result import Ok
 from funcpipe_rag.sources import iter_documents, iter_paths
@@ -115,29 +115,8 @@ Row = dict[str, object]
 @contextlib.contextmanager
 def _serve(work: Path) -> Iterator[tuple[str, int]]:
     """``funcpipe serve`` in its own process; yields (base URL, pid); SIGTERM on exit."""
-    port_file = work / "serve.port"
-    port_file.unlink(missing_ok=True)
-    cmd = [*_funcpipe_cmd(), "serve", "--port", "0", "--port-file", str(port_file), "--quiet"]
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"funcpipe serve did not start (exit {proc.poll()})")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{int(port_file.read_text())}", proc.pid
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    with LocalServer(work) as server:
+        yield server.url, server.proc.pid
 
 
 def _proc_cpu_s(pid: int) -> float | None:
@@ -595,7 +574,7 @@ def _cost_rows(
     parts["other (stages, retries, threads)"] = max(0.0, client_ms - sum(parts.values()))
     labels = {
         "json decode": f"json.loads of the float answer ({micro['answer_kb']:.0f} KB)",
-        "vector check + numpy": "parse minus json.loads: per-element isinstance check "
+        "vector check + numpy": "parse minus json.loads: answer checks "
         f"+ np.asarray (np.asarray alone {micro['asarray']:.2f} ms)",
         "json encode": "json.dumps of the request body",
         "walk + read + chunk": "walk + read + chunk (bench_ingest.chunk_only)",

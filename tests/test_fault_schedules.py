@@ -5,8 +5,6 @@ and the process's descriptors, sockets and threads are back to their baseline.""
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,9 @@ import funcpipe_rag.ingest as ingest_module
 from funcpipe_rag.config import RunSettings
 from funcpipe_rag.errors import RunInterrupted
 from funcpipe_rag.ingest import IngestRequest, ingest
-from funcpipe_rag.leakcheck import write_builtin_corpus
+from funcpipe_rag.leakcheck import LocalServer, write_builtin_corpus
 from funcpipe_rag.policies.ledger import os_snapshot
 from funcpipe_rag.streams import Stage
-from tests.cli.helpers import CLI, cli_env
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +31,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def flaky_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `funcpipe serve` in its own process (so its sockets are not ours), failing
     now and then: drops, 503s with Retry-After, slow answers."""
-    port_file = tmp_path_factory.mktemp("srv") / "port"
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", "0", "--port-file", str(port_file), "--quiet",
-         "--drop-rate", "0.1", "--fail-rate", "0.1", "--status", "503", "--retry-after", "0.01",
-         "--latency-ms", "2", "--seed", "5"],
-        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port_file.read_text().strip()}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    flags = ["--drop-rate", "0.1", "--fail-rate", "0.1", "--status", "503",
+             "--retry-after", "0.01", "--latency-ms", "2", "--seed", "5"]  # fmt: skip
+    with LocalServer(tmp_path_factory.mktemp("srv"), *flags) as server:
+        yield server.url
 
 
 EXCEPTIONS: dict[str, Callable[[], BaseException]] = {
