@@ -152,22 +152,6 @@ class RunLock:
             self._ledger.release(self._handle)
 
 
-def read_space(path: Path) -> IndexSpace | None:
-    """The vector space recorded in an existing index, or None if there is none."""
-    if not path.exists():
-        return None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        conn.close()
-    if "embedder" not in rows:
-        return None
-    return IndexSpace(rows["embedder"], rows["model"], int(rows["dim"]), rows["chunker"])
-
-
 class SqliteIndex:
     """An open index bound to one vector space; ``close()`` is idempotent.
 
@@ -512,12 +496,6 @@ class SqliteIndex:
                     conn.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
                     conn.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
         return len(doomed)
-
-    def rollback_pending(self) -> int:
-        """Drop staged chunks without writing them; returns how many were dropped."""
-        n = len(self._pending)
-        self._pending = []
-        return n
 
     def close(self) -> None:
         """Commit nothing further and close the connection; safe to call twice."""

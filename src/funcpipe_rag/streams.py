@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -192,14 +192,3 @@ def guard(xs: Iterable[T]) -> Stage[T]:
             close_quietly(xs)
 
     return _closing(gen(), xs)
-
-
-def exhaust(xs: Iterable[Any]) -> int:
-    """Consume ``xs`` entirely, closing it afterwards; return how many items there were."""
-    n = 0
-    try:
-        for _ in xs:
-            n += 1
-    finally:
-        close_quietly(xs)
-    return n

@@ -291,9 +291,6 @@ class HttpEmbedder:
         """Allow new requests after :meth:`cancel_inflight` (for reuse in a library)."""
         self._cancel.clear()
 
-    def open_connections(self) -> int:
-        return self._backend.live()
-
     def close(self) -> None:
         if self._closed:
             return

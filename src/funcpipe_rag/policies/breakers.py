@@ -62,30 +62,13 @@ BreakerOut = Result[T, E | BreakInfo[E]]
 
 
 class _Counts:
-    """Ok / Err counts, cumulative or over a sliding window of the last items."""
+    """Cumulative Ok / Err counts of the count and predicate breakers."""
 
-    __slots__ = ("n_err", "n_ok", "recent")
+    __slots__ = ("n_err", "n_ok")
 
-    def __init__(self, window: int | None) -> None:
+    def __init__(self) -> None:
         self.n_ok = 0
         self.n_err = 0
-        # Invariant: with a window, recent holds the is-error flags of the last
-        # `window` items and n_ok + n_err == len(recent).
-        self.recent: deque[bool] | None = None if window is None else deque(maxlen=window)
-
-    def add(self, is_err: bool) -> None:
-        recent = self.recent
-        if recent is not None and len(recent) == recent.maxlen:
-            if recent[0]:
-                self.n_err -= 1
-            else:
-                self.n_ok -= 1
-        if recent is not None:
-            recent.append(is_err)
-        if is_err:
-            self.n_err += 1
-        else:
-            self.n_ok += 1
 
 
 def _breaker(
@@ -93,18 +76,19 @@ def _breaker(
     should_trip: Callable[[Result[T, E], _Counts], bool],
     make_info: Callable[[_Counts, E | None], BreakInfo[E]],
     *,
-    window: int | None,
     emit: bool,
 ) -> Stage[Any]:
     def gen() -> Generator[Any, None, None]:
-        counts = _Counts(window)
+        counts = _Counts()
         last_error: E | None = None
         try:
             for r in xs:
                 is_err = isinstance(r, Err)
                 if is_err:
                     last_error = r.error  # type: ignore[union-attr]
-                counts.add(is_err)
+                    counts.n_err += 1
+                else:
+                    counts.n_ok += 1
                 if should_trip(r, counts):
                     close_quietly(xs)  # upstream released before the consumer sees more
                     yield r
@@ -223,7 +207,7 @@ def _count(xs: Iterable[Result[T, E]], max_errors: int, emit: bool) -> Stage[Any
             threshold={"max_errors": max_errors},
         )
 
-    return _breaker(xs, lambda _, c: c.n_err > max_errors, info, window=None, emit=emit)
+    return _breaker(xs, lambda _, c: c.n_err > max_errors, info, emit=emit)
 
 
 def circuit_breaker_count_emit(
@@ -257,7 +241,7 @@ def _pred(
             threshold={},
         )
 
-    return _breaker(xs, lambda r, _: pred(r), info, window=None, emit=emit)
+    return _breaker(xs, lambda r, _: pred(r), info, emit=emit)
 
 
 def circuit_breaker_pred_emit(
