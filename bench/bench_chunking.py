@@ -24,8 +24,9 @@ REPEATS = 3
 SEED = 20240601
 
 
-def english_like_text(n_chars: int, seed: int = SEED) -> str:
-    """Paragraphs of sentences over a seeded vocabulary with a Zipf-like word frequency."""
+def paragraphs(seed: int = SEED) -> Iterator[str]:
+    """An endless stream of paragraphs of sentences over one seeded vocabulary with a
+    Zipf-like word frequency (so more text is more text, not more words)."""
     rng = random.Random(seed)
     letters = "etaoinshrdlcumwfgypbvkjxqz"
     letter_weights = [12, 9, 8, 8, 7, 7, 6, 6, 6, 4, 4, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1]
@@ -39,9 +40,7 @@ def english_like_text(n_chars: int, seed: int = SEED) -> str:
     )
     rng.shuffle(vocab)
     cum_weights = list(itertools.accumulate(1.0 / (rank + 3) ** 0.9 for rank in range(len(vocab))))
-    paragraphs: list[str] = []
-    total = 0
-    while total < n_chars:
+    while True:
         sentences = []
         for _ in range(rng.randint(2, 8)):
             words = rng.choices(vocab, cum_weights=cum_weights, k=rng.randint(5, 28))
@@ -52,9 +51,19 @@ def english_like_text(n_chars: int, seed: int = SEED) -> str:
         paragraph = " ".join(sentences)
         if rng.random() < 0.1:  # now and then a list or code-like block with single newlines
             paragraph = "\n".join(f"- {s}" for s in sentences)
-        paragraphs.append(paragraph)
+        yield paragraph
+
+
+def english_like_text(n_chars: int, seed: int = SEED) -> str:
+    """At least ``n_chars`` of :func:`paragraphs`, cut to exactly ``n_chars``."""
+    chosen: list[str] = []
+    total = 0
+    for paragraph in paragraphs(seed):
+        if total >= n_chars:
+            break
+        chosen.append(paragraph)
         total += len(paragraph) + 2
-    return "\n\n".join(paragraphs)[:n_chars]
+    return "\n\n".join(chosen)[:n_chars]
 
 
 def _pieces(text: str) -> Iterator[str]:

@@ -10,12 +10,11 @@ Every ingest runs in a fresh ``funcpipe ingest`` subprocess (hash embedder), so 
 RSS in its ``--report-file`` summary is that run's alone. The flatness row compares the
 peak RSS of the 300k run with the 10k run; targets are reported, never asserted.
 
-Run: ``python -m bench ingest`` (or ``python bench/bench_ingest.py``).
+Run: ``python -m bench ingest`` (or ``python -m bench.bench_ingest``).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import random
@@ -23,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,8 @@ from funcpipe_rag.chunking.splitter import ChunkerSettings
 from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.result import Ok
 from funcpipe_rag.sources import iter_documents, iter_paths
+
+from .bench_chunking import paragraphs
 
 SEED = 20240601
 SIZES = (10_000, 100_000, 300_000)  # target chunk counts
@@ -48,47 +48,11 @@ TIMEOUT_S = 600
 Row = dict[str, object]
 
 
-def _vocabulary(rng: random.Random) -> tuple[list[str], list[float]]:
-    """The vocabulary of ``english_like_text``: seeded words with Zipf-like weights."""
-    letters = "etaoinshrdlcumwfgypbvkjxqz"
-    letter_weights = [12, 9, 8, 8, 7, 7, 6, 6, 6, 4, 4, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1]
-    vocab = sorted(
-        {
-            "".join(
-                rng.choices(letters, letter_weights, k=rng.choice((1, 2, 2, 3, 3, 4, 5, 6, 7, 9)))
-            )
-            for _ in range(5000)
-        }
-    )
-    rng.shuffle(vocab)
-    cum_weights = list(itertools.accumulate(1.0 / (rank + 3) ** 0.9 for rank in range(len(vocab))))
-    return vocab, cum_weights
-
-
-def _paragraphs(seed: int) -> Iterator[str]:
-    """An endless stream of paragraphs, as ``english_like_text`` builds them, one fixed
-    vocabulary for the whole corpus (so a bigger corpus is more text, not more words)."""
-    rng = random.Random(seed)
-    vocab, cum_weights = _vocabulary(rng)
-    while True:
-        sentences = []
-        for _ in range(rng.randint(2, 8)):
-            words = rng.choices(vocab, cum_weights=cum_weights, k=rng.randint(5, 28))
-            if rng.random() < 0.3:
-                words[rng.randrange(len(words))] += ","
-            end = rng.choices((".", "?", "!", ":"), (90, 5, 3, 2))[0]
-            sentences.append(" ".join(words).capitalize() + end)
-        paragraph = " ".join(sentences)
-        if rng.random() < 0.1:  # now and then a list or code-like block
-            paragraph = "\n".join(f"- {s}" for s in sentences)
-        yield paragraph
-
-
 def write_corpus(root: Path, n_chars: int, seed: int = SEED) -> tuple[int, int]:
     """Write about ``n_chars`` of text under ``root`` as .md files of 50-200 KB in
     folders nested two deep; returns (files, characters written)."""
     rng = random.Random(seed ^ 0x5EED)
-    paragraphs = _paragraphs(seed)
+    stream = paragraphs(seed)
     written = 0
     n_files = 0
     while written < n_chars:
@@ -96,7 +60,7 @@ def write_corpus(root: Path, n_chars: int, seed: int = SEED) -> tuple[int, int]:
         parts: list[str] = []
         size = 0
         while size < target:
-            p = next(paragraphs)
+            p = next(stream)
             parts.append(p)
             size += len(p) + 2
         leaf = n_files // FILES_PER_DIR
