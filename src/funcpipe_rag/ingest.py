@@ -165,7 +165,7 @@ class _Sink:
             chunk_id=c.chunk_id,
             doc_id=c.doc_id,
             path=c.path,
-            abs_path=display_path(os.path.abspath(src.fs_path)),
+            abs_path=src.abs_path,
             seq=c.seq,
             start=c.start,
             end=c.end,

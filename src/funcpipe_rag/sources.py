@@ -49,13 +49,15 @@ def is_skip(err: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A regular file found by the walk. ``path`` is display text; ``fs_path`` opens it."""
+    """A regular file found by the walk. ``path`` (as walked) and ``abs_path`` are display
+    text; ``fs_path`` opens it; ``doc_id`` hashes the absolute path's bytes."""
 
     path: str
     fs_path: str
     doc_id: str
     size: int
     mtime_ns: int
+    abs_path: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,12 +73,6 @@ class WalkOptions:
     exclude: tuple[str, ...] = ()
     hidden: bool = False
     max_file_bytes: int = 256 << 20
-
-
-def doc_id_for(fs_path: str) -> str:
-    """A stable id for a file: a hash of its absolute path's bytes."""
-    raw = os.fsencode(os.path.abspath(fs_path))
-    return hashlib.blake2b(raw, digest_size=12).hexdigest()
 
 
 def _skip(code: str, msg: str, path: str) -> Err[ErrInfo]:
@@ -99,7 +95,13 @@ def _classify_file(path: str, st: os.stat_result, opts: WalkOptions) -> Result[S
         return _skip("SKIP/SPECIAL", "not a regular file", path)
     if st.st_size > opts.max_file_bytes:
         return _skip("SKIP/TOO_LARGE", f"larger than {opts.max_file_bytes} bytes", path)
-    return Ok(SourceFile(display_path(path), path, doc_id_for(path), st.st_size, st.st_mtime_ns))
+    absolute = os.path.abspath(path)
+    doc_id = hashlib.blake2b(os.fsencode(absolute), digest_size=12).hexdigest()
+    return Ok(
+        SourceFile(
+            display_path(path), path, doc_id, st.st_size, st.st_mtime_ns, display_path(absolute)
+        )
+    )
 
 
 def _walk_root(root: str, opts: WalkOptions) -> Iterator[Result[SourceFile, ErrInfo]]:
