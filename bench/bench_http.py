@@ -80,8 +80,9 @@ from funcpipe_rag.embedders.http import HttpEmbedder
 from funcpipe_rag.embedders.protocols import PROTOCOLS
 from funcpipe_rag.leakcheck import LocalServer
 from funcpipe_rag.policies.ledger import ResourceLedger
+from funcpipe_rag.readers import iter_documents
 from funcpipe_rag.result import Ok
-from funcpipe_rag.sources import iter_documents, iter_paths
+from funcpipe_rag.walk import iter_paths
 
 try:
     from .bench_ingest import CHARS_PER_CHUNK, SEED, _funcpipe_cmd, chunk_only, write_corpus
@@ -349,8 +350,7 @@ def profile_client(url: str, corpus: Path) -> tuple[dict[str, float], float, int
     ledger = ResourceLedger()
     embedder = HttpEmbedder(protocol="openai", url=url, model=MODEL, ledger=ledger, concurrency=1)
     settings = ChunkerSettings(chunk_size=800, overlap=100)
-    chunks = iter_chunks(iter_documents(iter_paths([corpus]), ledger), settings, space="bench",
-                         ledger=ledger)  # fmt: skip
+    chunks = iter_chunks(iter_documents(iter_paths([corpus]), ledger), settings, space="bench")
     stage = embed_chunks(chunks, embedder, batch_size=BATCH)
     profiler = cProfile.Profile()
     n = 0
@@ -404,7 +404,7 @@ def bench_http() -> list[Row]:
         texts = [
             r.value.text
             for r in iter_chunks(
-                iter_documents(iter_paths([corpus]), ledger), settings, space="bench", ledger=ledger
+                iter_documents(iter_paths([corpus]), ledger), settings, space="bench"
             )
             if isinstance(r, Ok)
         ]

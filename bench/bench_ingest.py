@@ -28,8 +28,9 @@ from typing import Any
 from funcpipe_rag.chunking.chunks import iter_chunks
 from funcpipe_rag.chunking.splitter import ChunkerSettings
 from funcpipe_rag.policies.ledger import ResourceLedger
+from funcpipe_rag.readers import iter_documents
 from funcpipe_rag.result import Ok
-from funcpipe_rag.sources import iter_documents, iter_paths
+from funcpipe_rag.walk import iter_paths
 
 from .bench_chunking import paragraphs
 
@@ -145,9 +146,7 @@ def chunk_only(corpus: Path) -> tuple[int, float]:
     settings = ChunkerSettings(chunk_size=800, overlap=100)
     t0 = time.perf_counter()
     docs = iter_documents(iter_paths([corpus]), ledger)
-    n = sum(
-        1 for r in iter_chunks(docs, settings, space="bench", ledger=ledger) if isinstance(r, Ok)
-    )
+    n = sum(1 for r in iter_chunks(docs, settings, space="bench") if isinstance(r, Ok))
     return n, time.perf_counter() - t0
 
 

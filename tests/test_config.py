@@ -8,6 +8,7 @@ import pytest
 
 from funcpipe_rag.config import SETTINGS, RunSettings, resolve_settings
 from funcpipe_rag.errors import ConfigError
+from tests.cli.helpers import run_cli
 
 DEFAULT_TOML = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 
@@ -83,3 +84,30 @@ def test_example_configs_load() -> None:
     for name, embedder in (("openai", "openai"), ("ollama", "ollama"), ("tei", "tei")):
         s = resolve_settings(flags={}, env={}, config_file=DEFAULT_TOML.with_name(f"{name}.toml"))
         assert s.embedder == embedder and s.url.startswith("http")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_file_mb", "nan"),
+        ("timeout", "nan"),
+        ("retry_budget", "inf"),
+        ("max_rate", "nan"),
+        ("lock_timeout", "-inf"),
+        ("concurrency", "100000"),
+        ("batch_size", "1000000"),
+        ("dim", "0"),
+    ],
+)
+def test_non_finite_and_absurd_numbers_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        resolve_settings(flags={}, env={f"FUNCPIPE_{name.upper()}": value})
+
+
+def test_concurrency_has_a_sane_maximum_through_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("hello\n")
+    proc = run_cli("ingest", str(tmp_path), "--index", str(tmp_path / "x.db"),
+                   "--concurrency", "100000")  # fmt: skip
+    assert proc.returncode == 2
+    assert "concurrency must be within [1, 64]" in proc.stderr
+    assert not (tmp_path / "x.db").exists()

@@ -100,7 +100,7 @@ def test_random_fault_schedules_leave_nothing_open(
 
     with monkeypatch.context() as m:
         if stage in ("read", "chunk", "embed"):
-            name = {"read": "iter_documents", "chunk": "iter_chunks", "embed": "embed_chunks"}[
+            name = {"read": "extract_documents", "chunk": "iter_chunks", "embed": "embed_chunks"}[
                 stage
             ]
             m.setattr(ingest_module, name, faulty(getattr(ingest_module, name), at, exc))

@@ -19,15 +19,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from funcpipe_rag import sources
 from funcpipe_rag.policies.ledger import ResourceLedger
+from funcpipe_rag.readers import Extraction, iter_documents
+from funcpipe_rag.readers.files import BLOCK_SIZE, MEMORY_READ_LIMIT
 from funcpipe_rag.result import Err, ErrInfo, Ok, Result
-from funcpipe_rag.sources import (
-    Document,
+from funcpipe_rag.walk import (
     WalkOptions,
     display_path,
     is_skip,
-    iter_documents,
     iter_paths,
     read_path_list,
 )
@@ -40,7 +39,7 @@ class Walk:
     """The outcome of walking and reading some roots, keyed by path relative to ``base``."""
 
     base: str
-    results: list[Result[Document, ErrInfo]]
+    results: list[Result[Extraction, ErrInfo]]
     files_acquired: int
 
     def _rel(self, path: str) -> str:
@@ -49,7 +48,7 @@ class Walk:
     @property
     def docs(self) -> list[str]:
         """Relative display paths of the documents read, in walk order."""
-        return [self._rel(r.value.source.path) for r in self.results if isinstance(r, Ok)]
+        return [self._rel(r.value.document.source.path) for r in self.results if isinstance(r, Ok)]
 
     @property
     def errors(self) -> dict[str, ErrInfo]:
@@ -70,7 +69,7 @@ class Walk:
         """Every outcome's relative path, in the order the stream produced them."""
         out = []
         for r in self.results:
-            path = r.value.source.path if isinstance(r, Ok) else r.error.path
+            path = r.value.document.source.path if isinstance(r, Ok) else r.error.path
             assert path is not None
             out.append(self._rel(path))
         return out
@@ -159,8 +158,8 @@ def test_walk_is_sorted_depth_first_and_deterministic(root: Path) -> None:
     assert first.files_acquired == 6
     again = walk([root], base=root)
     assert again.docs == first.docs
-    assert [r.value.file_hash for r in again.results if isinstance(r, Ok)] == [
-        r.value.file_hash for r in first.results if isinstance(r, Ok)
+    assert [r.value.document.file_hash for r in again.results if isinstance(r, Ok)] == [
+        r.value.document.file_hash for r in first.results if isinstance(r, Ok)
     ]
 
 
@@ -347,8 +346,8 @@ def test_a_file_given_as_root_is_taken_as_is(tmp_path: Path) -> None:
     assert result.docs == [".given.md"]
     doc = result.results[0]
     assert isinstance(doc, Ok)
-    assert doc.value.source.fs_path == str(f)
-    assert doc.value.source.size == len("hello\n")
+    assert doc.value.document.source.fs_path == str(f)
+    assert doc.value.document.source.size == len("hello\n")
 
 
 def test_max_file_bytes_skips_larger_files(root: Path, spy_open: list[str]) -> None:
@@ -495,9 +494,9 @@ def test_invalid_utf8_is_read_decode_naming_the_byte_offset(
 
 
 def test_invalid_utf8_split_across_read_blocks_names_the_true_offset(root: Path) -> None:
-    # The file is read in 1 MiB blocks: the lead byte of a 2-byte sequence ends the first
-    # block and a bad continuation byte starts the second.
-    lead_at = sources.BLOCK_SIZE - 1
+    # A large file is streamed in 1 MiB blocks: the lead byte of a 2-byte sequence ends
+    # one block and a bad continuation byte starts the next.
+    lead_at = MEMORY_READ_LIMIT + BLOCK_SIZE - 1
     write(root / "bad.txt", b"a" * lead_at + b"\xc3\x28" + b"tail")
     result = walk([root], base=root)
     assert result.codes == {"bad.txt": "READ/DECODE"}
@@ -505,8 +504,11 @@ def test_invalid_utf8_split_across_read_blocks_names_the_true_offset(root: Path)
 
 
 def test_valid_utf8_split_across_read_blocks_is_accepted(root: Path) -> None:
-    write(root / "ok.txt", b"a" * (sources.BLOCK_SIZE - 1) + "\u00e9 end".encode())
-    assert walk([root], base=root).docs == ["ok.txt"]
+    write(root / "ok.txt", b"a" * (MEMORY_READ_LIMIT + BLOCK_SIZE - 1) + "\u00e9 end".encode())
+    result = walk([root], base=root)
+    assert result.docs == ["ok.txt"]
+    (extraction,) = [r.value for r in result.results if isinstance(r, Ok)]
+    assert "".join(p.text for p in extraction.pieces).endswith("a\u00e9 end")
 
 
 def test_truncated_utf8_at_end_of_file_is_read_decode(root: Path) -> None:
@@ -516,21 +518,18 @@ def test_truncated_utf8_at_end_of_file_is_read_decode(root: Path) -> None:
     assert "truncated" in result.errors["cut.txt"].msg
 
 
-def test_utf8_bom_is_dropped(root: Path) -> None:
-    write(root / "bom.txt", b"\xef\xbb\xbfhello")
+@pytest.mark.parametrize("size", [0, MEMORY_READ_LIMIT + 1], ids=["in-memory", "streamed"])
+def test_utf8_bom_is_dropped(root: Path, size: int) -> None:
+    write(root / "bom.txt", b"\xef\xbb\xbfhello" + b" " * size)
     ledger = ResourceLedger()
     stream = iter_documents(iter_paths([root]), ledger)
     try:
         (r,) = list(stream)
         assert isinstance(r, Ok)
-        opened = sources.open_source(r.value.source, ledger)
-        try:
-            text = "".join(sources.iter_text_pieces(opened))
-        finally:
-            opened.close()
+        text = "".join(p.text for p in r.value.pieces)
     finally:
         stream.close()
-    assert text == "hello"
+    assert text.rstrip(" ") == "hello"
     assert ledger.snapshot().open_total == 0
 
 
@@ -567,16 +566,18 @@ def test_awkward_file_names_are_walked_with_text_display_paths(root: Path) -> No
     assert sorted(result.docs) == ["caf\\xe9.txt", "new\nline.txt", "with space.txt"]
     for r in result.results:
         assert isinstance(r, Ok)
-        src = r.value.source
+        src = r.value.document.source
         # The display path is real text: no lone surrogates, so it encodes and serialises.
         src.path.encode("utf-8")
         assert json.loads(json.dumps({"path": src.path})) == {"path": src.path}
         # ... while fs_path still opens the file (the bytes round-trip).
         assert os.path.exists(src.fs_path)
     by_name = {
-        os.path.basename(r.value.source.path): r for r in result.results if isinstance(r, Ok)
+        os.path.basename(r.value.document.source.path): r
+        for r in result.results
+        if isinstance(r, Ok)
     }
-    assert os.fsencode(by_name["caf\\xe9.txt"].value.source.fs_path) == raw
+    assert os.fsencode(by_name["caf\\xe9.txt"].value.document.source.fs_path) == raw
 
 
 def test_errors_for_non_utf8_names_are_json_serialisable(root: Path) -> None:

@@ -12,6 +12,7 @@ and never appear in a config object, its ``repr`` or any output.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from typing import Any
 
 from .chunking.splitter import ChunkerSettings
 from .errors import ConfigError
-from .sources import WalkOptions
+from .walk import WalkOptions
 
 EMBEDDERS = ("hash", "openai", "ollama", "tei")
 REPORTS = ("text", "json", "none")
@@ -29,39 +30,63 @@ REPORTS = ("text", "json", "none")
 
 @dataclass(frozen=True, slots=True)
 class Setting:
+    """One tunable: its name, TOML section, type, default, help, and allowed values
+    (``choices``, or the closed range ``lo``..``hi`` for numbers)."""
+
     name: str
     section: str
     kind: type
     default: Any
     help: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("index", "ingest", str, "funcpipe.db", "SQLite index file"),
-    Setting("max_rate", "ingest", float, 0.2, "error rate above which the breaker trips"),
-    Setting("min_samples", "ingest", int, 100, "items seen before the breaker may trip"),
-    Setting("batch_size", "ingest", int, 64, "chunks per embedding request"),
-    Setting("concurrency", "ingest", int, 4, "embedding requests in flight"),
-    Setting("commit_every", "ingest", int, 256, "chunks per index transaction"),
-    Setting("report", "ingest", str, "text", "report on stderr: text, json or none"),
-    Setting("lock_timeout", "ingest", float, 10.0, "seconds to wait for another run's lock"),
-    Setting("chunk_size", "chunker", int, 800, "chunk size in characters"),
-    Setting("overlap", "chunker", int, 100, "overlap between chunks in characters"),
-    Setting("embedder", "embedder", str, "hash", "hash, openai, ollama or tei"),
-    Setting("model", "embedder", str, "", "model name ('' = the embedder's default)"),
-    Setting("dim", "embedder", int, 384, "vector dimension of the hash embedder"),
-    Setting("url", "embedder", str, "", "base URL of an embedding server"),
-    Setting("timeout", "embedder", float, 30.0, "HTTP read timeout in seconds"),
-    Setting("connect_timeout", "embedder", float, 5.0, "HTTP connect timeout in seconds"),
-    Setting("max_attempts", "embedder", int, 4, "attempts per request, retries included"),
+    Setting("max_rate", "ingest", float, 0.2, "error rate above which the breaker trips", 0, 1),
+    Setting("min_samples", "ingest", int, 100, "items seen before the breaker may trip", 1, 1e9),
+    Setting("batch_size", "ingest", int, 64, "chunks per embedding request", 1, 2048),
+    # The in-flight window, the worker threads and the connection pool all grow with it.
+    Setting("concurrency", "ingest", int, 4, "embedding requests in flight", 1, 64),
+    Setting("commit_every", "ingest", int, 256, "chunks per index transaction", 1, 100_000),
+    Setting("report", "ingest", str, "text", "report on stderr", choices=REPORTS),
     Setting(
-        "retry_budget", "embedder", float, 45.0, "seconds one batch may spend, retries included"
+        "lock_timeout", "ingest", float, 10.0, "seconds to wait for another run's lock", 0, 86400
     ),
-    Setting("encoding_format", "embedder", str, "float", "OpenAI answers as float or base64"),
+    Setting("chunk_size", "chunker", int, 800, "chunk size in characters", 1, 1_000_000),
+    Setting("overlap", "chunker", int, 100, "overlap between chunks in characters", 0, 999_999),
+    Setting("embedder", "embedder", str, "hash", "embedder", choices=EMBEDDERS),
+    Setting("model", "embedder", str, "", "model name ('' = the embedder's default)"),
+    Setting("dim", "embedder", int, 384, "vector dimension of the hash embedder", 1, 65536),
+    Setting("url", "embedder", str, "", "base URL of an embedding server"),
+    Setting("timeout", "embedder", float, 30.0, "HTTP read timeout in seconds", 0.001, 3600),
+    Setting(
+        "connect_timeout", "embedder", float, 5.0, "HTTP connect timeout in seconds", 0.001, 3600
+    ),
+    Setting("max_attempts", "embedder", int, 4, "attempts per request, retries included", 1, 100),
+    Setting(
+        "retry_budget",
+        "embedder",
+        float,
+        45.0,
+        "seconds one batch may spend, retries included",
+        0.001,
+        86400,
+    ),
+    Setting(
+        "encoding_format",
+        "embedder",
+        str,
+        "float",
+        "OpenAI answers as float or base64",
+        choices=("float", "base64"),
+    ),
     Setting("include", "walk", list, [], "glob patterns a file must match (any)"),
     Setting("exclude", "walk", list, [], "glob patterns that exclude a file or folder"),
     Setting("hidden", "walk", bool, False, "also walk hidden files and folders"),
-    Setting("max_file_mb", "walk", float, 256.0, "skip files larger than this (MiB)"),
+    Setting("max_file_mb", "walk", float, 256.0, "skip files larger than this (MiB)", 0.001, 1e6),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -100,26 +125,10 @@ class RunSettings:
     max_file_mb: float = 256.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.max_rate <= 1.0:
-            raise ConfigError(f"max_rate must be within [0, 1], got {self.max_rate}")
-        for name in ("min_samples", "batch_size", "concurrency", "commit_every", "max_attempts"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.embedder not in EMBEDDERS:
-            raise ConfigError(
-                f"embedder must be one of {', '.join(EMBEDDERS)}, got {self.embedder!r}"
-            )
-        if self.report not in REPORTS:
-            raise ConfigError(f"report must be one of {', '.join(REPORTS)}, got {self.report!r}")
+        for setting in SETTINGS:
+            check_value(setting, getattr(self, setting.name))
         if self.embedder != "hash" and not self.url:
             raise ConfigError(f"--embedder {self.embedder} needs --url (the server's base URL)")
-        if self.encoding_format not in ("float", "base64"):
-            raise ConfigError(
-                f"encoding_format must be float or base64, got {self.encoding_format!r}"
-            )
-        for name in ("timeout", "connect_timeout", "max_file_mb", "retry_budget"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         self.chunker  # noqa: B018  (validates chunk_size / overlap now, not at first use)
 
     @property
@@ -133,6 +142,24 @@ class RunSettings:
             hidden=self.hidden,
             max_file_bytes=int(self.max_file_mb * (1 << 20)),
         )
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if math.isfinite(x) and x == int(x) else f"{x:g}"
+
+
+def check_value(setting: Setting, value: Any) -> None:
+    """Raise ``ConfigError`` unless ``value`` is allowed for ``setting``."""
+    name = setting.name
+    if setting.choices and value not in setting.choices:
+        raise ConfigError(f"{name} must be one of {', '.join(setting.choices)}, got {value!r}")
+    if setting.kind in (int, float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        lo = -math.inf if setting.lo is None else setting.lo
+        hi = math.inf if setting.hi is None else setting.hi
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name} must be within [{_num(lo)}, {_num(hi)}], got {value!r}")
 
 
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:

@@ -6,10 +6,12 @@ not at the first ``next()``), misuse of a closed resource, and cleanup failures:
 
     FuncpipeError
     ├── ConfigError            bad arguments or settings; the CLI exits 2
-    │   └── IndexMismatchError the index holds another vector space
+    │   ├── IndexMismatchError the index holds another vector space
+    │   └── IndexDamagedError  the index file is corrupt, altered or not an index
     ├── ResourceClosedError    a client, index or pool used after close()
     ├── CleanupError           a close() failed with no other exception in flight
     ├── IndexLockedError       another writer holds the index past the timeout
+    ├── IndexWriteError        the index cannot store a batch (disk full, I/O error)
     └── EmbeddingUnavailableError  a one-off embedding (a search query) failed
 
     RunInterrupted (a BaseException, like KeyboardInterrupt): SIGTERM during a run
@@ -33,6 +35,11 @@ class IndexMismatchError(ConfigError):
     """The index was built with another embedder, model, dimension or chunker."""
 
 
+class IndexDamagedError(ConfigError):
+    """The index is damaged or was altered outside funcpipe (a missing table, a corrupt
+    page); nothing is repaired silently. ``funcpipe verify`` lists what is wrong."""
+
+
 class ResourceClosedError(FuncpipeError, RuntimeError):
     """A resource was used after it was closed."""
 
@@ -51,6 +58,11 @@ class CleanupError(FuncpipeError):
 
 class IndexLockedError(FuncpipeError):
     """Another process holds the index's write lock longer than the busy timeout."""
+
+
+class IndexWriteError(FuncpipeError):
+    """A write transaction failed (disk full, I/O error, read-only media) and was rolled
+    back: nothing of that batch is stored, and nothing of it may be claimed."""
 
 
 class EmbeddingUnavailableError(FuncpipeError):

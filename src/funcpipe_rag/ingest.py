@@ -26,34 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .chunking.chunks import Chunk, iter_chunks
+from .chunking.chunks import Chunk, ChunkWithoutEmbedding, iter_chunks
 from .config import RunSettings
 from .embedders.base import Embedder, embed_chunks
 from .embedders.factory import content_space, open_embedder
 from .embedders.http import HttpEmbedder
-from .errors import ConfigError, FuncpipeError, RunInterrupted
-from .index import (
-    IndexSpace,
-    PendingChunk,
-    RunLock,
-    SqliteIndex,
-    open_index,
-    rebuild_path,
-    swap_in_rebuild,
-)
+from .errors import ConfigError, FuncpipeError, IndexWriteError, RunInterrupted
+from .index import IndexSpace, PendingChunk, VectorIndex, open_index
+from .index.cache import VectorCache
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
+from .readers import RawFile, extract_documents, read_files
 from .result import Err, ErrInfo, Ok, Result
-from .sources import (
-    Document,
-    SourceFile,
-    display_path,
-    is_skip,
-    iter_documents,
-    iter_paths,
-)
-from .streams import Stage, sfilter, tap
+from .streams import Stage, sfilter
 from .summary import (
     EXIT_SIGINT,
     EXIT_SIGPIPE,
@@ -62,6 +48,7 @@ from .summary import (
     exit_code_for,
     leak_detected,
 )
+from .walk import SourceFile, display_path, is_skip, iter_paths
 
 ProgressFn = Callable[[RunStats], None]
 ResultHook = Callable[[Result[Chunk, Any]], "bool | None"]
@@ -109,14 +96,15 @@ def chunk_record(chunk: Chunk, *, with_vectors: bool) -> dict[str, Any]:
 
 
 class _Sink:
-    """Stages chunks into the index, commits in batches, and writes NDJSON for what was
-    committed — so stdout never claims a chunk the index does not hold."""
+    """Writes chunks to the index in batches and NDJSON for what each batch stored —
+    so neither stdout nor the counts ever claim a chunk the index does not hold."""
 
     def __init__(
         self,
-        index: SqliteIndex | None,
+        index: VectorIndex | None,
         out: TextIO | None,
         stats: RunStats,
+        seen: set[str],
         *,
         commit_every: int,
         with_vectors: bool,
@@ -124,13 +112,15 @@ class _Sink:
         self._index = index
         self._out = out
         self._stats = stats
+        self._seen = seen
         self._commit_every = commit_every
         self._with_vectors = with_vectors
-        # Invariant: _staged mirrors the index's pending chunks, in the same order.
-        self._staged: list[Chunk] = []
+        # Invariant: _batch holds the chunks accepted since the last write, in order.
+        self._batch: list[Chunk] = []
         self._failed_docs: set[str] = set()
         self._out_broken = False
         self.breaker: BreakInfo[Any] | None = None
+        self.write_error: IndexWriteError | None = None
 
     def accept(self, r: Result[Chunk, ErrInfo | BreakInfo[Any]]) -> None:
         stats = self._stats
@@ -140,11 +130,8 @@ class _Sink:
                 stats.chunks_reused += 1
             else:
                 stats.chunks_embedded += 1
-            if self._index is None:
-                self._emit([chunk])
-                return
-            self._staged.append(chunk)
-            if self._index.stage(self._pending(chunk)) >= self._commit_every:
+            self._batch.append(chunk)
+            if self._index is None or len(self._batch) >= self._commit_every:
                 self.commit()
             return
         err = r.error
@@ -152,14 +139,17 @@ class _Sink:
             self.breaker = err
             return
         stats.errors.add_error(err)
+        doc_id = err.ctx.get("doc_id")
+        if isinstance(doc_id, str):
+            self._seen.add(doc_id)  # the file exists: an incremental run keeps its chunks
         if err.stage == "embed":
             stats.chunks_failed += 1
-            doc_id = err.ctx.get("doc_id")
             if isinstance(doc_id, str):
                 self._failed_docs.add(doc_id)
+        else:
+            stats.files_failed += 1
 
-    def _pending(self, chunk: Chunk) -> PendingChunk:
-        c = chunk.chunk
+    def _pending(self, c: ChunkWithoutEmbedding) -> PendingChunk:
         src = c.doc.source
         return PendingChunk(
             chunk_id=c.chunk_id,
@@ -176,26 +166,38 @@ class _Sink:
             doc_hash=c.doc.file_hash,
             last_of_doc=c.is_last,
             doc_failed=c.doc_id in self._failed_docs,
+            reader=c.doc.reader,
+            encoding=c.doc.encoding,
+            title=c.doc.title,
+            section=c.section,
+            page=c.page,
         )
 
     def commit(self) -> None:
-        if self._index is None:
+        """Write the batch; only once it is stored is it counted and printed.
+
+        A failed write stores nothing of the batch (one transaction), so nothing of it
+        is claimed: the error is kept and raised, and the run stops honestly.
+        """
+        batch, self._batch = self._batch, []
+        if not batch:
             return
-        committed = self._index.commit()
-        staged, self._staged = self._staged, []
-        for p in committed:
-            if p.last_of_doc and not p.doc_failed:
-                self._stats.files_ingested += 1
-        self._emit(staged)
+        if self._index is not None:
+            try:
+                self._index.write([self._pending(c.chunk) for c in batch])
+            except IndexWriteError as exc:
+                self.write_error = exc
+                raise
+        stats = self._stats
+        stats.chunks_stored += len(batch)
+        stats.files_ingested += sum(
+            1 for c in batch if c.chunk.is_last and c.chunk.doc_id not in self._failed_docs
+        )
+        self._emit(batch)
 
     def _emit(self, chunks: list[Chunk]) -> None:
-        self._stats.chunks_stored += len(chunks)
-        if self._index is None:
-            self._stats.files_ingested += sum(
-                1 for c in chunks if c.chunk.is_last and c.chunk.doc_id not in self._failed_docs
-            )
         out = self._out
-        if out is None or self._out_broken or not chunks:
+        if out is None or self._out_broken:
             return
         try:
             out.write(
@@ -211,8 +213,11 @@ class _Sink:
             raise
 
     def finish(self) -> None:
-        """Commit what is staged: it is embedded, paid for, and must not be lost."""
-        self.commit()
+        """Store what is left on every exit path: it is embedded, paid for, and must not
+        be lost. A write that fails here is kept in ``write_error`` — it is the run's
+        outcome to report, not a resource that failed to close."""
+        with contextlib.suppress(IndexWriteError):
+            self.commit()
 
 
 def _space_of(embedder: Embedder, settings: RunSettings) -> IndexSpace:
@@ -222,65 +227,66 @@ def _space_of(embedder: Embedder, settings: RunSettings) -> IndexSpace:
 def build_pipeline(
     req: IngestRequest,
     embedder: Embedder,
-    index: SqliteIndex | None,
+    index: VectorIndex | None,
     stats: RunStats,
     ledger: ResourceLedger,
     executor: Executor | None = None,
     seen: set[str] | None = None,
+    cache: VectorCache | None = None,
 ) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
     """The lazy stage chain of one run; creating it does no I/O.
 
     With an ``executor``, up to ``settings.concurrency`` embedding batches are in flight.
     ``seen`` collects the id of every file the walk found that still exists as a
     document (ingested, unchanged or failed): the run prunes the others afterwards.
+    Vectors are looked up in and persisted to the index, else to ``cache``.
     """
     seen = set() if seen is None else seen
     settings = req.settings
     roots: Iterable[str] = req.path_list if req.path_list is not None else req.roots
     files: Stage[Result[SourceFile, ErrInfo]] = iter_paths(roots, settings.walk_options())
-    docs = iter_documents(files, ledger)
 
-    def keep(r: Result[Document, ErrInfo]) -> bool:
+    def keep(r: Result[RawFile, ErrInfo]) -> bool:
+        """Count each file once; drop skips and unchanged files before they are parsed."""
         stats.files_seen += 1
         if isinstance(r, Err):
             if is_skip(r.error):
                 stats.files_skipped += 1
                 stats.skipped_by_code[r.error.code] += 1
                 return False
-            stats.files_failed += 1
-            doc_id = r.error.ctx.get("doc_id")
-            if isinstance(doc_id, str):
-                seen.add(doc_id)
-            return True
-        seen.add(r.value.source.doc_id)
+            return True  # a failure: the sink counts it
+        src = r.value.source
+        seen.add(src.doc_id)
         if index is not None:
-            stored = index.stored_doc(r.value.source.doc_id)
-            if stored is not None and stored.complete and stored.file_hash == r.value.file_hash:
+            stored = index.stored_doc(src.doc_id)
+            if stored is not None and stored.unchanged(r.value.file_hash, r.value.reader_id):
                 stats.files_unchanged += 1
                 return False
         return True
 
-    def count_chunk(r: Result[Any, ErrInfo]) -> None:
+    def chunked(r: Result[ChunkWithoutEmbedding, ErrInfo]) -> bool:
+        """Count chunks; a document without text is a skip: counted, never a failure."""
         if isinstance(r, Ok):
             stats.chunks_seen += 1
-        elif r.error.stage == "chunk":
-            stats.files_failed += 1
+            return True
+        if is_skip(r.error):
+            stats.files_skipped += 1
+            stats.skipped_by_code[r.error.code] += 1
+            seen.discard(r.error.ctx.get("doc_id") or "")
+            return False
+        return True
 
-    chunks = tap(
-        count_chunk,
-        iter_chunks(
-            sfilter(keep, docs), settings.chunker, space=content_space(embedder), ledger=ledger
-        ),
-    )
-    lookup = index.fetch_vectors if index is not None else None
+    docs = extract_documents(sfilter(keep, read_files(files, ledger)), ledger)
+    chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(embedder)))
+    store = index if index is not None else cache
     embedded = embed_chunks(
         chunks,
         embedder,
         batch_size=settings.batch_size,
-        lookup=lookup,
+        lookup=store.fetch_vectors if store is not None else None,
         executor=executor,
         window=settings.concurrency if executor is not None else 1,
-        persist=index.store_vectors if index is not None else None,
+        persist=store.store_vectors if store is not None else None,
     )
     return circuit_breaker_rate_emit(
         embedded, max_rate=settings.max_rate, min_samples=settings.min_samples
@@ -298,7 +304,7 @@ def worker_pool(workers: int, ledger: ResourceLedger) -> Iterator[ThreadPoolExec
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _prune(index: SqliteIndex, req: IngestRequest, seen: set[str]) -> int:
+def _prune(index: VectorIndex, req: IngestRequest, seen: set[str]) -> int:
     """Forget the documents of files deleted from the walked roots.
 
     Only after a walk that saw everything (no breaker trip, no early stop, no
@@ -309,6 +315,15 @@ def _prune(index: SqliteIndex, req: IngestRequest, seen: set[str]) -> int:
         return index.prune((), seen, everything=True) if req.prune_listed else 0
     folders = [display_path(os.path.abspath(r)) for r in req.roots if os.path.isdir(r)]
     return index.prune(folders, seen) if folders else 0
+
+
+def _check_roots(req: IngestRequest) -> None:
+    """A mistyped root is a usage error found before anything is created."""
+    missing = [r for r in req.roots if not os.path.lexists(r)]
+    if missing:
+        raise ConfigError(
+            f"no such file or directory: {', '.join(display_path(m) for m in missing)}"
+        )
 
 
 def _peak_rss_mb() -> float:
@@ -353,42 +368,43 @@ def ingest(
     status, reason, signal_exit = "ok", "", None
     index_path = None if not req.use_index else str(Path(settings.index))
     sink: _Sink | None = None
+    _check_roots(req)
     try:
         with use_ledger(ledger), CleanupStack(ledger) as stack:
             embedder = open_embedder(settings, ledger)
             stack.callback(embedder.close, "embedder")
-            index = None
+            index: VectorIndex | None = None
+            cache: VectorCache | None = None
             if req.use_index:
-                target = Path(settings.index)
-                if req.reembed:
-                    # The live index stays locked and untouched until the rebuild is whole.
-                    lock = RunLock(target, ledger, settings.lock_timeout)
-                    stack.callback(lock.close, "index lock")
-                    target = rebuild_path(target)
                 index = open_index(
-                    target,
+                    settings.index,
                     _space_of(embedder, settings),
                     ledger,
+                    rebuild=req.reembed,
                     lock_timeout_s=settings.lock_timeout,
                 )
                 stack.callback(index.close, "index")
                 if index.space.dim and isinstance(embedder, HttpEmbedder):
                     embedder.expect_dim(index.space.dim)
+            else:
+                cache = VectorCache(ledger)
+                stack.callback(cache.close, "vector cache")
             executor = None
             if isinstance(embedder, HttpEmbedder) and settings.concurrency > 1:
                 executor = stack.enter_context(
                     worker_pool(settings.concurrency, ledger), "worker pool"
                 )
+            seen: set[str] = set()
             sink = _Sink(
                 index,
                 req.jsonl,
                 stats,
+                seen,
                 commit_every=settings.commit_every,
                 with_vectors=req.with_vectors,
             )
             stack.callback(sink.finish, "sink commit")
-            seen: set[str] = set()
-            pipeline = build_pipeline(req, embedder, index, stats, ledger, executor, seen)
+            pipeline = build_pipeline(req, embedder, index, stats, ledger, executor, seen, cache)
             stack.callback(pipeline.close, "pipeline")
             last_report = time.monotonic()
             walked_all = True
@@ -405,15 +421,15 @@ def ingest(
             if index is not None and walked_all and sink.breaker is None:
                 sink.commit()
                 stats.files_pruned = _prune(index, req, seen)
-                if req.reembed:
-                    index.close()
-                    swap_in_rebuild(Path(settings.index))
+                index.finish()
     except KeyboardInterrupt:
         status, reason, signal_exit = "interrupted", "SIGINT", EXIT_SIGINT
     except RunInterrupted as exc:
         status, reason, signal_exit = "interrupted", f"signal {exc.signum}", exc.exit_code
     except BrokenPipeError:
         status, reason, signal_exit = "interrupted", "stdout closed", EXIT_SIGPIPE
+    except IndexWriteError as exc:  # disk full, I/O error: nothing of the batch is claimed
+        status, reason = "error", str(exc)
     except FuncpipeError:
         raise  # configuration and lock errors: the caller reports them (exit 2 / 1)
     except Exception as exc:  # an unexpected failure still gets an honest summary
@@ -421,6 +437,10 @@ def ingest(
     if on_progress is not None:
         on_progress(stats)
     breaker = sink.breaker if sink is not None else None
+    if sink is not None and sink.write_error is not None and status != "error":
+        # The final write (on an interruption, say) failed: the run says so.
+        reason = "; ".join(x for x in (reason, str(sink.write_error)) if x)
+        status = "error" if status == "ok" else status
     if status == "ok":
         if breaker is not None:
             status, reason = "breaker", breaker.reason

@@ -23,11 +23,12 @@ from typing import Any
 from .chunking.chunks import iter_chunks
 from .config import RunSettings
 from .embedders.factory import planned_content_space, planned_space
-from .errors import IndexMismatchError
-from .index import SqliteIndex, open_index
+from .errors import IndexDamagedError, IndexMismatchError
+from .index import Finding, IndexSpace, StoredDocument, VectorIndex, open_index
 from .policies.ledger import ResourceLedger
+from .readers import RawFile, extract_documents, read_files
 from .result import Err, ErrInfo, Ok, Result
-from .sources import Document, display_path, is_skip, iter_documents, iter_paths
+from .walk import display_path, is_skip, iter_paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,38 +50,29 @@ class PlanEntry:
         return doc
 
 
-def _open_readonly(path: Path, ledger: ResourceLedger) -> SqliteIndex | None:
-    if not path.exists():
+def _open_readonly(target: str, ledger: ResourceLedger) -> VectorIndex | None:
+    if not Path(target).exists():
         return None
-    return open_index(path, None, ledger, readonly=True)
+    return open_index(target, None, ledger, readonly=True)
 
 
-def _check_space(index: SqliteIndex | None, settings: RunSettings) -> None:
+def _check_space(index: VectorIndex | None, settings: RunSettings) -> None:
     if index is None:
         return
     name, model, dim = planned_space(settings)
-    stored = index.space
-    fingerprint = settings.chunker.fingerprint()
-    same_dim = not dim or not stored.dim or dim == stored.dim
-    if (stored.embedder, stored.model, stored.chunker) != (
-        name,
-        model,
-        fingerprint,
-    ) or not same_dim:
-        raise IndexMismatchError(
-            f"index {index.path} holds {stored.key} chunked {stored.chunker}; the settings "
-            f"give {name}:{model}:{dim or '?'} chunked {fingerprint}"
-        )
+    conflict = index.space.conflict(IndexSpace(name, model, dim, settings.chunker.fingerprint()))
+    if conflict is not None:
+        raise IndexMismatchError(f"index {index.name}: {conflict}")
 
 
-def _documents(
+def _raw_files(
     roots: Iterable[str], settings: RunSettings, ledger: ResourceLedger
-) -> Iterator[Result[Document, ErrInfo]]:
-    docs = iter_documents(iter_paths(roots, settings.walk_options()), ledger)
+) -> Iterator[Result[RawFile, ErrInfo]]:
+    raws = read_files(iter_paths(roots, settings.walk_options()), ledger)
     try:
-        yield from docs
+        yield from raws
     finally:
-        docs.close()
+        raws.close()
 
 
 def _under(roots: Iterable[str]) -> tuple[str, ...]:
@@ -89,51 +81,67 @@ def _under(roots: Iterable[str]) -> tuple[str, ...]:
     )
 
 
+def _chunk_hashes(
+    raw: RawFile, settings: RunSettings, space: str, ledger: ResourceLedger
+) -> Result[list[str], ErrInfo]:
+    """The content hashes of a file's chunks, exactly as ingest would cut them."""
+    stage = iter_chunks(extract_documents(iter([Ok(raw)]), ledger), settings.chunker, space=space)
+    hashes: list[str] = []
+    try:
+        for c in stage:
+            if isinstance(c, Err):
+                return c
+            hashes.append(c.value.content_hash)
+    finally:
+        stage.close()
+    return Ok(hashes)
+
+
 def plan(
     roots: tuple[str, ...], settings: RunSettings, *, ledger: ResourceLedger | None = None
 ) -> Iterator[PlanEntry]:
     """One entry per file under ``roots`` (and per deleted document), lazily."""
     ledger = ledger if ledger is not None else ResourceLedger()
-    index = _open_readonly(Path(settings.index), ledger)
+    index = _open_readonly(settings.index, ledger)
     try:
         _check_space(index, settings)
         space = planned_content_space(settings)
-        stored = {d[0]: d for d in index.documents()} if index is not None else {}
+        stored = {d.doc_id: d for d in index.documents()} if index is not None else {}
         seen: set[str] = set()
-        for r in _documents(roots, settings, ledger):
+        for r in _raw_files(roots, settings, ledger):
             if isinstance(r, Err):
-                err = r.error
-                doc_id = err.ctx.get("doc_id")
-                if isinstance(doc_id, str):
-                    seen.add(doc_id)
-                status = "skipped" if is_skip(err) else "failed"
-                yield PlanEntry(err.path or "?", status, code=err.code)
+                yield _failed_entry(r.error, seen)
                 continue
-            doc = r.value
-            src = doc.source
+            raw = r.value
+            src = raw.source
             seen.add(src.doc_id)
             old = stored.get(src.doc_id)
-            if old is not None and old[4] and old[3] == doc.file_hash:
+            if old is not None and old.unchanged(raw.file_hash, raw.reader_id):
                 yield PlanEntry(src.path, "unchanged")
                 continue
-            hashes: list[str] = []
-            stage = iter_chunks(iter([Ok(doc)]), settings.chunker, space=space, ledger=ledger)
-            try:
-                for c in stage:
-                    if isinstance(c, Ok):
-                        hashes.append(c.value.content_hash)
-            finally:
-                stage.close()
+            got = _chunk_hashes(raw, settings, space, ledger)
+            if isinstance(got, Err):
+                yield _failed_entry(got.error, seen)
+                continue
+            hashes = got.value
             known = index.known_hashes(hashes) if index is not None else set()
             to_embed = len({h for h in hashes if h not in known})
             yield PlanEntry(src.path, "changed" if old else "new", len(hashes), to_embed)
         prefixes = _under(roots)
-        for doc_id, path, abs_path, _, _ in stored.values():
-            if doc_id not in seen and abs_path.startswith(prefixes):
-                yield PlanEntry(path, "deleted")
+        for doc in stored.values():
+            if doc.doc_id not in seen and doc.abs_path.startswith(prefixes):
+                yield PlanEntry(doc.path, "deleted")
     finally:
         if index is not None:
             index.close()
+
+
+def _failed_entry(err: ErrInfo, seen: set[str]) -> PlanEntry:
+    doc_id = err.ctx.get("doc_id")
+    if isinstance(doc_id, str) and not is_skip(err):
+        seen.add(doc_id)
+    status = "skipped" if is_skip(err) else "failed"
+    return PlanEntry(err.path or "?", status, code=err.code)
 
 
 @dataclass(slots=True)
@@ -141,7 +149,7 @@ class VerifyReport:
     """Mismatches between an index and (optionally) its tree; empty means consistent."""
 
     index: str
-    issues: list[tuple[str, str]] = field(default_factory=list)
+    issues: list[Finding] = field(default_factory=list)
     documents: int = 0
     chunks: int = 0
     vectors: int = 0
@@ -152,58 +160,74 @@ class VerifyReport:
 
     def to_jsonable(self) -> dict[str, Any]:
         by_code: dict[str, int] = {}
-        for code, _ in self.issues:
-            by_code[code] = by_code.get(code, 0) + 1
+        for f in self.issues:
+            by_code[f.code] = by_code.get(f.code, 0) + 1
         return {
             "schema": "funcpipe.verify/1",
             "index": self.index,
             "ok": self.ok,
             "counts": {"documents": self.documents, "chunks": self.chunks, "vectors": self.vectors},
             "by_code": by_code,
-            "issues": [{"code": c, "detail": d} for c, d in self.issues],
+            "issues": [{"code": f.code, "detail": f.detail} for f in self.issues],
         }
 
 
 def verify(
-    index_path: Path,
+    index_target: str | Path,
     roots: tuple[str, ...] = (),
     settings: RunSettings | None = None,
     *,
     ledger: ResourceLedger | None = None,
 ) -> VerifyReport:
-    """Check ``index_path`` on its own and, given ``roots``, against the files."""
+    """Check the index on its own and, given ``roots``, against the files."""
     ledger = ledger if ledger is not None else ResourceLedger()
     settings = settings if settings is not None else RunSettings()
-    report = VerifyReport(str(index_path))
-    with open_index(index_path, None, ledger, readonly=True) as index:
-        report.issues += index.consistency_issues()
+    report = VerifyReport(str(index_target))
+    try:
+        index = open_index(index_target, None, ledger, readonly=True)
+    except IndexDamagedError as exc:  # a finding of verify, not a usage error
+        report.issues.append(Finding("INDEX/DAMAGED", str(exc)))
+        return report
+    try:
+        report.issues += index.check()
+        if any(f.code in ("INDEX/INTEGRITY", "INDEX/DAMAGED") for f in report.issues):
+            return report  # a damaged file: counts and tree checks would only mislead
         counts = index.counts()
         report.documents, report.chunks, report.vectors = (
-            counts["documents"],
-            counts["chunks"],
-            counts["vectors"],
+            counts.documents,
+            counts.chunks,
+            counts.vectors,
         )
-        if not roots or any(c == "INDEX/INTEGRITY" for c, _ in report.issues):
-            return report
-        stored = {d[0]: d for d in index.documents()}
-        seen: set[str] = set()
-        for r in _documents(roots, settings, ledger):
-            if isinstance(r, Err):
-                doc_id = r.error.ctx.get("doc_id")
-                if isinstance(doc_id, str):
-                    seen.add(doc_id)
-                continue  # skipped or unreadable files are not expected in the index
-            src = r.value.source
-            seen.add(src.doc_id)
-            old = stored.get(src.doc_id)
-            if old is None:
-                report.issues.append(("TREE/MISSING", f"{src.path} is not in the index"))
-            elif old[3] != r.value.file_hash:
-                report.issues.append(("TREE/STALE", f"{src.path} changed since it was stored"))
-        prefixes = _under(roots)
-        for doc_id, path, abs_path, _, _ in stored.values():
-            if doc_id not in seen and abs_path.startswith(prefixes):
-                report.issues.append(
-                    ("TREE/DELETED", f"{path} is in the index but gone from the tree")
-                )
+        if roots:
+            report.issues += _tree_findings(index, roots, settings, ledger)
+    finally:
+        index.close()
     return report
+
+
+def _tree_findings(
+    index: VectorIndex, roots: tuple[str, ...], settings: RunSettings, ledger: ResourceLedger
+) -> list[Finding]:
+    stored: dict[str, StoredDocument] = {d.doc_id: d for d in index.documents()}
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for r in _raw_files(roots, settings, ledger):
+        if isinstance(r, Err):
+            doc_id = r.error.ctx.get("doc_id")
+            if isinstance(doc_id, str):
+                seen.add(doc_id)
+            continue  # skipped or unreadable files are not expected in the index
+        src = r.value.source
+        seen.add(src.doc_id)
+        old = stored.get(src.doc_id)
+        if old is None:
+            findings.append(Finding("TREE/MISSING", f"{src.path} is not in the index"))
+        elif old.file_hash != r.value.file_hash:
+            findings.append(Finding("TREE/STALE", f"{src.path} changed since it was stored"))
+    prefixes = _under(roots)
+    for doc in stored.values():
+        if doc.doc_id not in seen and doc.abs_path.startswith(prefixes):
+            findings.append(
+                Finding("TREE/DELETED", f"{doc.path} is in the index but gone from the tree")
+            )
+    return findings

@@ -1,12 +1,12 @@
 """Query an index: embed the query in the index's own vector space, rank by cosine.
 
-Brute force with NumPy: vectors are L2-normalised, so one matrix-vector product gives
-every cosine score; ``argpartition`` picks the top ``k`` without sorting all of them.
+The index ranks its own vectors (:meth:`~funcpipe_rag.index.VectorIndex.search`); this
+module only puts the query into the index's vector space.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +15,9 @@ from .embedders.base import Vector
 from .embedders.factory import InProcessHashEmbedder, api_key_from_env
 from .embedders.http import HttpEmbedder
 from .errors import ConfigError, EmbeddingUnavailableError, IndexMismatchError
-from .index import IndexSpace, open_index
+from .index import Hit, IndexSpace, open_index
 from .policies.ledger import ResourceLedger
 from .result import Err
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One search result: where the chunk is and how close it is to the query."""
-
-    score: float
-    chunk_id: str
-    path: str
-    start: int
-    end: int
-    text: str
-
-    def to_jsonable(self) -> dict[str, object]:
-        return {
-            "score": round(self.score, 6),
-            "chunk_id": self.chunk_id,
-            "path": self.path,
-            "start": self.start,
-            "end": self.end,
-            "text": self.text,
-        }
 
 
 def _embed_query(space: IndexSpace, query: str, url: str, ledger: ResourceLedger) -> Vector:
@@ -95,23 +73,9 @@ def search_index(
     if not query.strip():
         raise ConfigError("the query is empty")
     ledger = ledger if ledger is not None else ResourceLedger()
-    with open_index(index_path, None, ledger, readonly=True) as index:
-        space = index.space
-        q = _embed_query(space, query, url, ledger)
-        rows = list(index.iter_rows())
-    if not rows:
-        return []
-    matrix = np.frombuffer(b"".join(r[5] for r in rows), dtype="<f4").reshape(len(rows), space.dim)
-    if space.embedder != "hash":  # remote models need not return unit vectors
-        matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    scores = matrix @ q
-    top = min(k, len(rows))
-    best = np.argpartition(-scores, top - 1)[:top]
-    best = best[np.argsort(-scores[best], kind="stable")]
-    return [
-        Hit(float(scores[i]), rows[i][0], rows[i][1], rows[i][2], rows[i][3], rows[i][4])
-        for i in best
-    ]
+    with contextlib.closing(open_index(index_path, None, ledger, readonly=True)) as index:
+        q = _embed_query(index.space, query, url, ledger)
+        return index.search(q, k)
 
 
 __all__ = ["Hit", "search_index"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from funcpipe_rag.index import RunLock
+from funcpipe_rag.index.lock import RunLock
 from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.serve import EmbeddingServer, FaultConfig
 from tests.cli.helpers import CLI, assert_clean, cli_env, prose, read_report, run_cli, write_tree
@@ -274,7 +274,10 @@ def test_verify_catches_a_hand_corrupted_index(tmp_path: Path) -> None:
     try:
         conn.execute("UPDATE vectors SET vector = zeroblob(12) WHERE rowid = 1")
         conn.execute("DELETE FROM vectors WHERE rowid = 2")
-        conn.execute("INSERT INTO chunks VALUES ('orphan', 'no-such-doc', 0, 0, 1, 'x', 'h', 'r')")
+        conn.execute(
+            "INSERT INTO chunks(chunk_id, doc_id, seq, start, \"end\", text, content_hash, run_id) "
+            "VALUES ('orphan', 'no-such-doc', 0, 0, 1, 'x', 'h', 'r')"
+        )
         conn.commit()
     finally:
         conn.close()
@@ -340,3 +343,48 @@ def test_a_second_writer_waits_then_fails_clearly_and_never_corrupts(tmp_path: P
     assert [code for code, _ in results] == [0, 0], results
     assert rows(fresh, "PRAGMA integrity_check") == [("ok",)]
     assert run_cli("verify", "--index", str(fresh), str(tree)).returncode == 0
+
+
+BOILERPLATE = (
+    "Permission is hereby granted, free of charge, to any person obtaining a copy of this "
+    "software, to deal in the software without restriction, subject to the conditions below."
+)
+
+
+@pytest.mark.parametrize("no_index", [False, True], ids=["index", "no-index"])
+def test_identical_chunks_in_flight_together_are_paid_once(tmp_path: Path, no_index: bool) -> None:
+    """Licence boilerplate repeated across files, met in one batch and across batches in
+    flight together (a slow server keeps four in flight): the server sees each distinct
+    content once."""
+    with EmbeddingServer(faults=FaultConfig(latency_ms=30)) as server:
+        _paid_once(tmp_path, server, no_index)
+
+
+def _paid_once(tmp_path: Path, server: EmbeddingServer, no_index: bool) -> None:
+    files = {
+        f"p{i:02}/LICENSE": "\n\n".join([BOILERPLATE] * 3 + [f"Copyright {2000 + i % 2}."])
+        for i in range(40)
+    }
+    files.update({f"p{i:02}/notes.md": prose(i % 7, 3) for i in range(40)})
+    tree = write_tree(tmp_path / "docs", files)
+    db = tmp_path / "x.db"
+    out = tmp_path / "out.jsonl"
+    extra = ("--no-index", "--jsonl") if no_index else ()
+    report_path = tmp_path / "r.json"
+    with out.open("w") as stdout:
+        proc = subprocess.run(
+            [*CLI, "ingest", str(tree), "--index", str(db), "--url", server.url, *TEI,
+             "--batch-size", "3", "--concurrency", "4", "--report", "none",
+             "--report-file", str(report_path), *extra],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, env=cli_env(), timeout=120,
+            check=False,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = read_report(report_path)
+    if no_index:
+        distinct = {json.loads(line)["content_hash"] for line in out.read_text().splitlines()}
+    else:
+        distinct = {r[0] for r in rows(db, "SELECT content_hash FROM chunks")}
+    assert inputs(server) == len(distinct) == report["chunks"]["embedded"]
+    assert report["chunks"]["embedded"] + report["chunks"]["reused"] == report["chunks"]["stored"]
+    assert report["chunks"]["reused"] > 50

@@ -98,7 +98,7 @@ def test_exit_3_breaker_trips_and_keeps_what_was_stored(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--max-rate", "1.5"], "max_rate must be within"),
-        (["--chunk-size", "0"], "chunk_size must be at least 1"),
+        (["--chunk-size", "0"], "chunk_size must be within [1, 1000000], got 0"),
         (["--overlap", "900"], "overlap must be smaller than chunk_size"),
         (["--embedder", "nope"], "embedder must be one of"),
         (["--config", "/nonexistent.toml"], "config file not found"),

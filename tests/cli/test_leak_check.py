@@ -38,16 +38,16 @@ LEAKY_SITECUSTOMIZE = textwrap.dedent(
     import funcpipe_rag.ingest as _ingest
 
     _LEAKED = []
-    _original = _ingest.iter_documents
+    _original = _ingest.read_files
 
 
-    def _leaky_iter_documents(files, ledger):
+    def _leaky_read_files(files, ledger, **kwargs):
         _LEAKED.append(open(__file__))  # noqa: SIM115 - the point is to leak it
         ledger.acquire("file", "deliberately leaked by the test fixture")
-        return _original(files, ledger)
+        return _original(files, ledger, **kwargs)
 
 
-    _ingest.iter_documents = _leaky_iter_documents
+    _ingest.read_files = _leaky_read_files
     """
 )
 

@@ -1,34 +1,38 @@
-"""Chunk records and the chunking stage over validated documents.
+"""Chunk records and the chunking stage over extracted documents.
 
 Identity (deterministic across runs and machines, never from timestamps):
 
 * ``content_hash`` = hash of the whitespace-normalised chunk text, the chunker
   fingerprint and the vector space (embedder, model, dimension). Two chunks with the
   same content hash get the same vector, so a stored vector is reused, never re-bought.
-* ``chunk_id`` = hash of the document id, the chunk's offsets and its content hash: one
-  row per position in one file.
+* ``chunk_id`` = hash of the document id, the reader (name and version), the chunk's
+  offsets and its content hash: one row per position in one reading of one file.
+
+The chunker never opens a file: it consumes the text pieces a reader extracted, and
+offsets are character offsets into that extracted text. A chunk carries the section
+and page of the piece it starts in.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator, Iterable
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..policies.ledger import ResourceLedger
+from ..readers.base import Document, Extraction, TextPiece
 from ..result import Err, ErrInfo, Ok, Result, make_errinfo
-from ..sources import Document, iter_text_pieces, open_source
 from ..streams import Stage, close_quietly
 from .splitter import ChunkerSettings, iter_spans
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkWithoutEmbedding:
-    """A span of one document, with offsets into its decoded text.
+    """A span of one document, with offsets into its extracted text.
 
     ``is_last`` marks the document's final chunk, so a sink knows when a version of
-    the file is complete; ``doc`` is the validated document it came from.
+    the file is complete; ``doc`` is the document it came from.
     """
 
     chunk_id: str
@@ -41,11 +45,14 @@ class ChunkWithoutEmbedding:
     content_hash: str
     doc: Document
     is_last: bool
+    section: str = ""
+    page: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A chunk and its vector; ``reused`` when the vector came from the index."""
+    """A chunk and its vector; ``reused`` when the vector was already paid for (in the
+    index, or earlier in this run)."""
 
     chunk: ChunkWithoutEmbedding
     embedding: Any  # numpy float32 vector; Any keeps numpy out of this module's import
@@ -60,60 +67,110 @@ def content_hash(text: str, chunker_fingerprint: str, space: str) -> str:
     return h.hexdigest()
 
 
-def chunk_id(doc_id: str, start: int, end: int, c_hash: str) -> str:
-    return hashlib.blake2b(f"{doc_id}:{start}:{end}:{c_hash}".encode(), digest_size=12).hexdigest()
+def chunk_id(doc_id: str, reader: str, start: int, end: int, c_hash: str) -> str:
+    key = f"{doc_id}:{reader}:{start}:{end}:{c_hash}"
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
+class _Structure:
+    """Where each piece starts in the extracted text, so a chunk can name its section.
+
+    Chunk starts only grow, so marks before the current piece are dropped as it goes.
+    """
+
+    def __init__(self, pieces: Iterator[TextPiece]) -> None:
+        self._pieces = pieces
+        # Invariant: _marks holds (offset, piece) of every piece read whose successor
+        # starts after the last position asked about, in text order.
+        self._marks: deque[tuple[int, TextPiece]] = deque()
+
+    def texts(self) -> Iterator[str]:
+        offset = 0
+        for piece in self._pieces:
+            self._marks.append((offset, piece))
+            offset += len(piece.text)
+            yield piece.text
+
+    def at(self, position: int) -> TextPiece | None:
+        marks = self._marks
+        while len(marks) > 1 and marks[1][0] <= position:
+            marks.popleft()
+        return marks[0][1] if marks else None
 
 
 def iter_chunks(
-    docs: Iterable[Result[Document, ErrInfo]],
+    docs: Iterable[Result[Extraction, ErrInfo]],
     settings: ChunkerSettings,
     *,
     space: str,
-    ledger: ResourceLedger,
 ) -> Stage[Result[ChunkWithoutEmbedding, ErrInfo]]:
-    """Chunk each document, streaming its text; errors pass through unchanged.
+    """Chunk each document's text, streaming it; errors pass through unchanged.
 
-    The file stays open (and counted in the ledger) only while its chunks are being
-    pulled; closing the stage mid-document closes the file.
+    A streamed file that turns out to have changed since it was hashed ends in one
+    ``READ/CHANGED`` in place of its last chunk, so it is never stored as complete. A
+    document with no text at all is ``SKIP/NO_TEXT``. Closing the stage mid-document
+    closes the document's pieces (and any file they read).
     """
     fingerprint = settings.fingerprint()
 
-    def chunks_of(doc: Document) -> Generator[Result[ChunkWithoutEmbedding, ErrInfo], None, None]:
+    def chunks_of(ex: Extraction) -> Generator[Result[ChunkWithoutEmbedding, ErrInfo], None, None]:
+        doc = ex.document
         src = doc.source
-        try:
-            opened = open_source(src, ledger)
-        except OSError as exc:
-            yield Err(
-                make_errinfo("READ/OPEN", "cannot reopen", stage="chunk", path=src.path, exc=exc)
-            )
-            return
+        structure = _Structure(ex.pieces)
 
         def make(seq: int, span: tuple[int, int, str], is_last: bool) -> ChunkWithoutEmbedding:
             start, end, text = span
             c_hash = content_hash(text, fingerprint, space)
-            cid = chunk_id(src.doc_id, start, end, c_hash)
+            where = structure.at(start)
             return ChunkWithoutEmbedding(
-                cid, src.doc_id, src.path, seq, start, end, text, c_hash, doc, is_last
+                chunk_id(src.doc_id, doc.reader, start, end, c_hash),
+                src.doc_id,
+                src.path,
+                seq,
+                start,
+                end,
+                text,
+                c_hash,
+                doc,
+                is_last,
+                where.section if where is not None else "",
+                where.page if where is not None else None,
             )
 
         try:
             # One span of lookahead tells which chunk is the document's last.
-            spans = iter_spans(iter_text_pieces(opened), settings)
+            spans = iter_spans(structure.texts(), settings)
             previous = next(spans, None)
+            if previous is None:
+                yield Err(
+                    make_errinfo(
+                        "SKIP/NO_TEXT",
+                        "no text to index",
+                        stage="chunk",
+                        path=src.path,
+                        doc_id=src.doc_id,
+                    )
+                )
+                return
             seq = 0
             while previous is not None:
                 current = next(spans, None)
                 yield Ok(make(seq, previous, current is None))
                 previous, seq = current, seq + 1
         except (OSError, UnicodeDecodeError) as exc:
-            # The file changed between validation and chunking.
+            # A streamed file changed after it was hashed: never a complete document.
             yield Err(
                 make_errinfo(
-                    "READ/CHANGED", "file changed while read", stage="chunk", path=src.path, exc=exc
+                    "READ/CHANGED",
+                    "file changed while it was read",
+                    stage="chunk",
+                    path=src.path,
+                    exc=exc,
+                    doc_id=src.doc_id,
                 )
             )
         finally:
-            opened.close()
+            close_quietly(ex.pieces)
 
     def gen() -> Generator[Result[ChunkWithoutEmbedding, ErrInfo], None, None]:
         try:

@@ -16,11 +16,13 @@ import typer
 
 from ..config import RunSettings, resolve_settings
 from ..errors import ConfigError, FuncpipeError, RunInterrupted
+from ..index import leftover_rebuild
 from ..ingest import IngestRequest, ingest
 from ..reconcile import plan as plan_run
-from ..sources import read_path_list
-from ..summary import EXIT_SIGPIPE, EXIT_USAGE, RunSummary, headline
+from ..summary import EXIT_PARTIAL, EXIT_SIGPIPE, EXIT_USAGE, RunSummary, headline
+from ..walk import read_path_list
 from . import render
+from .shell import silence_stdout
 
 _TUNING = "Tuning"
 _OUTPUT = "Output"
@@ -76,14 +78,6 @@ def _stdin_paths(null_separated: bool) -> Iterator[str]:
     yield from read_path_list(iter(lambda: read1(65536), b""), null_separated=null_separated)
 
 
-def _silence_stdout() -> None:
-    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush
-    cannot raise again (the recipe in Python's signal module documentation)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 def _plan(paths: list[str], settings: RunSettings, from_stdin: bool, null: bool) -> int:
     roots = tuple(_stdin_paths(null)) if from_stdin else tuple(paths)
     counts: dict[str, int] = {}
@@ -96,7 +90,8 @@ def _plan(paths: list[str], settings: RunSettings, from_stdin: bool, null: bool)
     order = ("new", "changed", "unchanged", "deleted", "skipped", "failed")
     summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in order)
     render.note_line(f"plan: {summary}; {chunks} chunks to store, {to_embed} to embed")
-    return 0
+    # As the run itself would: files that cannot be read make it exit 1.
+    return EXIT_PARTIAL if counts.get("failed") else 0
 
 
 def _write_report(summary: RunSummary, report: str, report_file: Path | None) -> None:
@@ -322,6 +317,13 @@ def ingest_command(
         try:
             settings = resolve_settings(flags=flags, config_file=config)
             from_stdin = paths == ["-"]
+            leftover = leftover_rebuild(settings.index)
+            if leftover is not None and not reembed and not no_index:
+                render.note_line(
+                    f"funcpipe: an unfinished --reembed rebuild is beside the index ({leftover}); "
+                    f"`funcpipe ingest ... --reembed` with its settings resumes it, deleting "
+                    "the file discards it"
+                )
             if plan:
                 raise typer.Exit(_plan(paths, settings, from_stdin, null))
             request = IngestRequest(
@@ -341,7 +343,7 @@ def ingest_command(
             render.error_line(str(exc))
             raise typer.Exit(EXIT_USAGE if isinstance(exc, ConfigError) else 1) from None
         if summary.exit_code == EXIT_SIGPIPE:
-            _silence_stdout()
+            silence_stdout()
         _write_report(summary, settings.report, report_file)
         line = headline(summary)
         if line is not None:

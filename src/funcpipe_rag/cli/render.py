@@ -197,8 +197,8 @@ def print_verify(report: VerifyReport) -> None:
         f"{report.vectors} vectors",
         markup=False,
     )
-    for code, detail in report.issues[:200]:
-        console.print(f"  {code} {detail}", markup=False, soft_wrap=True)
+    for finding in report.issues[:200]:
+        console.print(f"  {finding.code} {finding.detail}", markup=False, soft_wrap=True)
     if len(report.issues) > 200:
         console.print(f"  ... and {len(report.issues) - 200} more", markup=False)
     verdict = (

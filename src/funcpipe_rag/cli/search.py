@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..errors import EmbeddingUnavailableError, FuncpipeError
 from ..search import search_index
-from ..summary import EXIT_USAGE
 from . import render
+from .shell import exit_codes
 
 
 def search_command(
@@ -30,12 +29,6 @@ def search_command(
     ] = None,
 ) -> None:
     """Print the chunks closest to QUERY: path, offsets, cosine score and text."""
-    try:
+    with exit_codes():
         hits = search_index(index, query, k=k, url=url or "")
-    except EmbeddingUnavailableError as exc:
-        render.error_line(str(exc))
-        raise typer.Exit(1) from None
-    except FuncpipeError as exc:
-        render.error_line(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
-    render.print_hits(hits, as_json=as_json)
+        render.print_hits(hits, as_json=as_json)

@@ -10,10 +10,9 @@ from typing import Annotated
 import typer
 
 from ..config import resolve_settings
-from ..errors import FuncpipeError
 from ..reconcile import verify
-from ..summary import EXIT_USAGE
 from . import render
+from .shell import exit_codes
 
 
 def verify_command(
@@ -33,14 +32,11 @@ def verify_command(
 ) -> None:
     """Check the index (integrity, dimensions, orphans, incomplete documents) and, given
     PATHs, that it holds every file as it is now. Exit 0 consistent, 1 mismatch, 2 usage."""
-    try:
+    with exit_codes():
         settings = resolve_settings(flags={"index": str(index)}, config_file=config)
         report = verify(index, tuple(paths or ()), settings)
-    except FuncpipeError as exc:
-        render.error_line(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_jsonable(), indent=2) + "\n")
-    else:
-        render.print_verify(report)
+        if as_json:
+            sys.stdout.write(json.dumps(report.to_jsonable(), indent=2) + "\n")
+        else:
+            render.print_verify(report)
     raise typer.Exit(0 if report.ok else 1)

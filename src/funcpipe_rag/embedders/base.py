@@ -11,6 +11,7 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, wait
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -56,12 +57,47 @@ class _Done:
         return False
 
 
-_Pending = tuple[
-    tuple[Result[ChunkWithoutEmbedding, ErrInfo], ...],
-    dict[str, bytes],
-    list[str],
-    "Future[list[Result[Vector, ErrInfo]]] | _Done",
-]
+@dataclass(slots=True)
+class _Pending:
+    """One submitted batch: what it holds, what it reuses, what it waits for."""
+
+    batch: tuple[Result[ChunkWithoutEmbedding, ErrInfo], ...]
+    known: dict[str, bytes]  # content hash -> vector found by ``lookup``
+    keys: list[str]  # content hashes this batch pays for, in request order
+    waits: set[str]  # content hashes a batch still in flight pays for
+    answered: dict[str, Result[Vector, ErrInfo]]  # ... or a recent batch already got
+    future: Future[list[Result[Vector, ErrInfo]]] | _Done
+
+
+class _Paid:
+    """The content hashes paid for in this run's in-flight window.
+
+    Invariant: ``owner`` maps each hash a batch in flight pays for to that batch;
+    ``answers`` holds the outcomes of the last ``window`` finished batches, enough for
+    every batch still in flight that waits on one of them (it was submitted while its
+    payer was in flight, so at most ``window - 1`` batches after it). A batch that
+    finds its hash already answered copies the answer when it is submitted.
+    """
+
+    def __init__(self, window: int) -> None:
+        self.owner: dict[str, int] = {}
+        self.answers: dict[str, tuple[int, Result[Vector, ErrInfo]]] = {}
+        self._finished: deque[tuple[int, list[str]]] = deque()
+        self._window = window
+
+    def pending_or_answered(self, content_hash: str) -> bool:
+        return content_hash in self.owner or content_hash in self.answers
+
+    def answered(self, seq: int, fresh: Mapping[str, Result[Vector, ErrInfo]]) -> None:
+        for key, outcome in fresh.items():
+            self.owner.pop(key, None)
+            self.answers[key] = (seq, outcome)
+        self._finished.append((seq, list(fresh)))
+        while len(self._finished) > self._window:
+            old_seq, keys = self._finished.popleft()
+            for key in keys:
+                if self.answers.get(key, (None,))[0] == old_seq:
+                    del self.answers[key]
 
 
 def embed_chunks(
@@ -75,13 +111,17 @@ def embed_chunks(
     persist: VectorSink | None = None,
     grace_s: float = 2.0,
 ) -> Stage[Result[Chunk, ErrInfo]]:
-    """Embed chunks in batches, reusing vectors the index already holds.
+    """Embed chunks in batches, paying for each content hash at most once.
 
-    Results leave in input order; errors pass through in place. A chunk whose content
-    hash ``lookup`` finds is not sent to the embedder (``Chunk.reused``), and equal
-    contents inside one batch are sent once. With an ``executor``, up to ``window``
-    batches are in flight at once (``lookup`` still runs on the consuming thread, so
-    an SQLite connection is never shared).
+    Results leave in input order; errors pass through in place. A chunk is sent to the
+    embedder only if no one paid for its content yet: not the index (``lookup``), not
+    an earlier chunk of its batch, not a batch still in flight. Every later occurrence
+    takes the first one's vector (``Chunk.reused``); the first one's failure is its
+    failure too. With a ``lookup`` whose store ``persist`` fills, that holds for the
+    whole run; without one, within the in-flight window.
+
+    With an ``executor``, up to ``window`` batches are in flight at once (``lookup``
+    still runs on the consuming thread, so an SQLite connection is never shared).
 
     ``persist`` receives the fresh vectors of every batch as soon as it is answered
     (content hash -> float32 bytes), before its chunks move on: paid work is saved
@@ -96,14 +136,27 @@ def embed_chunks(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
+    paid = _Paid(window)
 
-    def submit(batch: tuple[Result[ChunkWithoutEmbedding, ErrInfo], ...]) -> _Pending:
+    def submit(seq: int, batch: tuple[Result[ChunkWithoutEmbedding, ErrInfo], ...]) -> _Pending:
         oks = [r.value for r in batch if isinstance(r, Ok)]
-        known = lookup([c.content_hash for c in oks]) if lookup is not None and oks else {}
+        unseen = [c.content_hash for c in oks if not paid.pending_or_answered(c.content_hash)]
+        known = lookup(unseen) if lookup is not None and unseen else {}
         todo: dict[str, str] = {}
+        waits: set[str] = set()
+        answered: dict[str, Result[Vector, ErrInfo]] = {}
         for c in oks:
-            if c.content_hash not in known:
-                todo.setdefault(c.content_hash, c.text)
+            h = c.content_hash
+            if h in known or h in todo or h in waits or h in answered:
+                continue
+            if h in paid.owner:
+                waits.add(h)
+            elif h in paid.answers:
+                answered[h] = paid.answers[h][1]
+            else:
+                todo[h] = c.text
+        for h in todo:
+            paid.owner[h] = seq
         texts = list(todo.values())
         future: Future[list[Result[Vector, ErrInfo]]] | _Done
         if not texts:
@@ -114,43 +167,53 @@ def embed_chunks(
                 _persist(dict(zip(todo, future.result(), strict=True)), persist)
         else:
             future = executor.submit(_embed_and_persist, embedder, texts, list(todo), persist)
-        return batch, known, list(todo.keys()), future
+        return _Pending(batch, known, list(todo), waits, answered, future)
 
-    def finish(pending: _Pending) -> list[Result[Chunk, ErrInfo]]:
-        batch, known, keys, future = pending
-        fresh = dict(zip(keys, future.result(), strict=True))
+    def finish(seq: int, pending: _Pending) -> list[Result[Chunk, ErrInfo]]:
+        fresh = dict(zip(pending.keys, pending.future.result(), strict=True))
+        first = set(fresh)  # the first occurrence of a fresh hash is the one that paid
         out: list[Result[Chunk, ErrInfo]] = []
-        for r in batch:
+        for r in pending.batch:
             if not isinstance(r, Ok):
                 out.append(r)
                 continue
             c = r.value
-            if c.content_hash in known:
-                out.append(Ok(Chunk(c, vector_from_bytes(known[c.content_hash]), reused=True)))
+            h = c.content_hash
+            if h in pending.known:
+                out.append(Ok(Chunk(c, vector_from_bytes(pending.known[h]), reused=True)))
                 continue
-            got = fresh[c.content_hash]
+            if h in first:
+                first.discard(h)
+                got, reused = fresh[h], False
+            elif h in fresh:
+                got, reused = fresh[h], True
+            elif h in pending.answered:
+                got, reused = pending.answered[h], True
+            else:
+                got, reused = paid.answers[h][1], True
             if isinstance(got, Ok):
-                out.append(Ok(Chunk(c, got.value)))
+                out.append(Ok(Chunk(c, got.value, reused=reused)))
             else:
                 e = got.error
                 ctx = {**e.ctx, "doc_id": c.doc_id, "chunk_id": c.chunk_id}
                 out.append(Err(make_errinfo(e.code, e.msg, stage="embed", path=c.path, **ctx)))
+        paid.answered(seq, fresh)  # after the waits above were served: this may evict
         return out
 
     def gen() -> Generator[Result[Chunk, ErrInfo], None, None]:
         batches = batched(chunks, batch_size)
         # Invariant: in_flight holds submitted batches in input order, at most `window`.
-        in_flight: deque[_Pending] = deque()
+        in_flight: deque[tuple[int, _Pending]] = deque()
         try:
-            for batch in batches:
-                in_flight.append(submit(batch))
+            for seq, batch in enumerate(batches):
+                in_flight.append((seq, submit(seq, batch)))
                 while len(in_flight) >= window:
-                    yield from finish(in_flight.popleft())
+                    yield from finish(*in_flight.popleft())
             while in_flight:
-                yield from finish(in_flight.popleft())
+                yield from finish(*in_flight.popleft())
         finally:
             if in_flight:
-                _abandon(in_flight, embedder, grace_s)
+                _abandon([p for _, p in in_flight], embedder, grace_s)
             batches.close()
             close_quietly(chunks)
 
@@ -174,10 +237,10 @@ def _persist(fresh: Mapping[str, Result[Vector, ErrInfo]], persist: VectorSink) 
         persist(vectors)
 
 
-def _abandon(in_flight: deque[_Pending], embedder: Embedder, grace_s: float) -> None:
+def _abandon(in_flight: list[_Pending], embedder: Embedder, grace_s: float) -> None:
     """Cancel queued batches, give running ones ``grace_s`` to finish (their workers
     persist what they receive), fail the rest at once, and wait for all of them."""
-    running = [p[3] for p in in_flight if not p[3].cancel()]
+    running = [p.future for p in in_flight if not p.future.cancel()]
     futures = [f for f in running if isinstance(f, Future)]
     if futures and grace_s > 0:
         wait(futures, timeout=grace_s)

@@ -1,26 +1,20 @@
-"""Walk document trees (or read a path list) and read files safely.
+"""Walk document trees (or read a path list): which files a run looks at.
 
 ``iter_paths`` walks each root iteratively (stack-safe at any depth) in sorted,
 deterministic order. Hidden entries (and so ``.git``) are skipped unless asked;
 ``include`` / ``exclude`` globs match the path relative to its root and the bare name.
 Symlinks are followed only while they stay inside the root, and a directory reached
 twice (a symlink loop) is not walked again. FIFOs, sockets and device files are never
-opened: they, like binary, empty and oversized files, become counted *skips*.
+opened: they, like oversized files, become counted *skips* (binary and empty files
+are the readers' business: :mod:`funcpipe_rag.readers`).
 
 Skips and failures are both ``Err(ErrInfo)`` values; skips have codes starting with
 ``SKIP/`` (:func:`is_skip`) and are not failures: they never make a run exit 1 and the
 breaker never sees them.
-
-Text policy: files are UTF-8 (a BOM is dropped). A file with a NUL byte in its first
-8 KiB is binary and skipped. A file with bytes that are not valid UTF-8 is one failure,
-``READ/DECODE``, naming the byte offset; none of its chunks are stored, because a
-half-decoded document would be a lie about what the index holds. Files are read in
-1 MiB blocks, never slurped.
 """
 
 from __future__ import annotations
 
-import codecs
 import fnmatch
 import hashlib
 import os
@@ -28,12 +22,8 @@ import stat
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 
-from .policies.ledger import ResourceLedger
 from .result import Err, ErrInfo, Ok, Result, make_errinfo
 from .streams import Stage, close_quietly
-
-BLOCK_SIZE = 1 << 20
-SNIFF_SIZE = 8192
 
 
 def display_path(path: str | bytes) -> str:
@@ -215,133 +205,11 @@ def read_path_list(stream: Iterable[bytes], *, null_separated: bool) -> Iterator
         yield os.fsdecode(tail)
 
 
-# -- reading ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """A validated text file: UTF-8 throughout, with a hash of its bytes."""
-
-    source: SourceFile
-    file_hash: str
-
-
-def _read_fail(
-    code: str, msg: str, src: SourceFile, exc: BaseException | None = None
-) -> Err[ErrInfo]:
-    # doc_id: the file exists though it failed, so an incremental run keeps its old chunks.
-    return Err(make_errinfo(code, msg, stage="read", path=src.path, exc=exc, doc_id=src.doc_id))
-
-
-def _read_skip(code: str, msg: str, src: SourceFile) -> Err[ErrInfo]:
-    return Err(make_errinfo(code, msg, stage="read", path=src.path))
-
-
-class _OpenText:
-    """An open, regular, readable file registered in the ledger while it is open.
-
-    Opened with ``O_NONBLOCK`` and checked with ``fstat``, so a path swapped for a FIFO
-    after the walk cannot hang the run.
-    """
-
-    def __init__(self, src: SourceFile, ledger: ResourceLedger) -> None:
-        self._ledger = ledger
-        fd = os.open(src.fs_path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise IsADirectoryError(f"not a regular file: {src.path}")
-            os.set_blocking(fd, True)
-            self.file = os.fdopen(fd, "rb", buffering=0)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._handle = ledger.acquire("file", src.path)
-
-    def close(self) -> None:
-        try:
-            self.file.close()
-        finally:
-            self._ledger.release(self._handle)
-
-
-def open_source(src: SourceFile, ledger: ResourceLedger) -> _OpenText:
-    return _OpenText(src, ledger)
-
-
-def validate_document(src: SourceFile, ledger: ResourceLedger) -> Result[Document, ErrInfo]:
-    """First pass over a file: sniff binary, check UTF-8 throughout, hash the bytes."""
-    try:
-        opened = open_source(src, ledger)
-    except PermissionError as exc:
-        return _read_fail("READ/PERMISSION", "permission denied", src, exc)
-    except OSError as exc:
-        return _read_fail("READ/OPEN", "cannot open", src, exc)
-    try:
-        digest = hashlib.blake2b(digest_size=16)
-        # Plain "utf-8" to validate (a BOM is valid UTF-8): with "utf-8-sig" a dropped BOM
-        # would shift ``exc.start`` by 3. ``exc.start`` counts from the bytes the decoder
-        # held back from the previous block (a sequence split across blocks), so subtract them.
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        offset = 0
-        first = True
-        while block := opened.file.read(BLOCK_SIZE):
-            if first and b"\0" in block[:SNIFF_SIZE]:
-                return _read_skip("SKIP/BINARY", "binary file (NUL byte in the first 8 KiB)", src)
-            first = False
-            digest.update(block)
-            held = len(decoder.getstate()[0])
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                at = offset - held + exc.start
-                return _read_fail("READ/DECODE", f"not valid UTF-8 at byte {at}", src, exc)
-            offset += len(block)
-        if first:
-            return _read_skip("SKIP/EMPTY", "empty file", src)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            return _read_fail("READ/DECODE", f"truncated UTF-8 at byte {offset}", src, exc)
-        return Ok(Document(src, digest.hexdigest()))
-    except OSError as exc:
-        return _read_fail("READ/IO", "read failed", src, exc)
-    finally:
-        opened.close()
-
-
-def iter_text_pieces(opened: _OpenText) -> Iterator[str]:
-    """The decoded text of an open file, block by block."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
-    while block := opened.file.read(BLOCK_SIZE):
-        yield decoder.decode(block)
-    yield decoder.decode(b"", final=True)
-
-
-def iter_documents(
-    files: Iterable[Result[SourceFile, ErrInfo]], ledger: ResourceLedger
-) -> Stage[Result[Document, ErrInfo]]:
-    """Validate each file (see the module's text policy); errors pass through."""
-
-    def gen() -> Generator[Result[Document, ErrInfo], None, None]:
-        try:
-            for r in files:
-                yield validate_document(r.value, ledger) if isinstance(r, Ok) else r
-        finally:
-            close_quietly(files)
-
-    return Stage(gen(), (files,))
-
-
 __all__ = [
-    "Document",
     "SourceFile",
     "WalkOptions",
     "display_path",
     "is_skip",
-    "iter_documents",
     "iter_paths",
-    "iter_text_pieces",
-    "open_source",
     "read_path_list",
-    "validate_document",
 ]

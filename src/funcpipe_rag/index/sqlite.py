@@ -1,0 +1,760 @@
+"""The SQLite index: documents, chunks and vectors of one vector space, in one file.
+
+WAL journal, batched transactions: what a run stored survives any interruption, a
+``kill -9`` included, and the next run embeds only what is missing.
+
+Tables::
+
+    meta(key, value)            schema version, embedder, model, dim, chunker
+    documents(doc_id, path, abs_path, size, mtime_ns, file_hash, complete, run_id,
+              reader, encoding, title, note)
+    chunks(chunk_id, doc_id, seq, start, end, text, content_hash, run_id, section, page)
+    vectors(content_hash, vector)  float32 little-endian blobs, one per distinct content
+
+A document row's ``file_hash`` is set (``complete = 1``) only once every chunk of that
+version of the file is stored; only then are the file's stale chunks (from older runs)
+deleted — new chunks are always written before old ones go.
+
+Trust, on open: the schema is created only in a new, empty file. An existing file must
+hold every table and column and the meta keys, and pass SQLite's ``quick_check`` — of
+every page when opened for writing, of the small tables (``meta``, ``documents``) when
+opened read-only; anything else is :class:`~funcpipe_rag.errors.IndexDamagedError`
+(exit 2), never silently re-created. ``cell_size_check`` makes SQLite test every page
+it reads, so a corrupt page a search meets later is the same clear error; ``verify``
+runs the full ``integrity_check``.
+
+Read-only media: a WAL database needs a writable ``-shm`` file beside it. When the
+folder cannot take one, the index is opened ``immutable`` (nothing can change it
+there anyway), provided no write-ahead log is left to replay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import heapq
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    ConfigError,
+    FuncpipeError,
+    IndexDamagedError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexWriteError,
+    ResourceClosedError,
+)
+from ..policies.ledger import Handle, ResourceLedger
+from .base import (
+    Finding,
+    Hit,
+    IndexCounts,
+    IndexSpace,
+    PendingChunk,
+    StoredDocument,
+    Vector,
+)
+from .lock import RunLock
+
+SCHEMA_VERSION = "2"
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    abs_path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    file_hash TEXT,
+    complete INTEGER NOT NULL DEFAULT 0,
+    run_id TEXT NOT NULL,
+    reader TEXT NOT NULL DEFAULT '',
+    encoding TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE chunks (
+    chunk_id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    section TEXT NOT NULL DEFAULT '',
+    page INTEGER
+);
+CREATE INDEX chunks_by_doc ON chunks(doc_id);
+CREATE TABLE vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+"""
+# What an existing file must hold to be trusted (the schema above, by name).
+_TABLES: dict[str, tuple[str, ...]] = {
+    "meta": ("key", "value"),
+    "documents": (
+        "doc_id",
+        "path",
+        "abs_path",
+        "size",
+        "mtime_ns",
+        "file_hash",
+        "complete",
+        "run_id",
+        "reader",
+        "encoding",
+        "title",
+        "note",
+    ),
+    "chunks": (
+        "chunk_id",
+        "doc_id",
+        "seq",
+        "start",
+        "end",
+        "text",
+        "content_hash",
+        "run_id",
+        "section",
+        "page",
+    ),
+    "vectors": ("content_hash", "vector"),
+}
+_META_KEYS = ("schema", "embedder", "model", "dim", "chunker")
+
+
+def _v1_to_v2(conn: sqlite3.Connection) -> str:
+    """Version 2 adds what readers extract: reader, encoding, title, section, page; and
+    why a document is incomplete (``note``). Old rows read as "reader unknown", so the
+    next run re-reads their files once (their vectors are reused, not bought again)."""
+    for table, column in (
+        ("documents", "reader TEXT NOT NULL DEFAULT ''"),
+        ("documents", "encoding TEXT NOT NULL DEFAULT ''"),
+        ("documents", "title TEXT NOT NULL DEFAULT ''"),
+        ("documents", "note TEXT NOT NULL DEFAULT ''"),
+        ("chunks", "section TEXT NOT NULL DEFAULT ''"),
+        ("chunks", "page INTEGER"),
+    ):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    return "2"
+
+
+# version -> the step that brings an index of that version one version up
+_MIGRATIONS = {"1": _v1_to_v2}
+_SCAN_ROWS = 4096  # vectors scored per block in a search: flat memory at any index size
+
+
+def rebuild_path(index: Path) -> Path:
+    """Where ``--reembed`` builds the new index beside the live one (and resumes it)."""
+    return index.with_name(index.name + ".reembed")
+
+
+def _db_error(exc: sqlite3.Error, path: Path, doing: str) -> FuncpipeError:
+    """The funcpipe exception for a driver error, by SQLite's own error code."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return IndexDamagedError(
+            f"index {path} is damaged ({exc}) while {doing}; "
+            f"`funcpipe verify --index {path}` lists what is wrong"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return IndexLockedError(f"index {path} is locked by another writer ({exc})")
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        return IndexWriteError(f"cannot write index {path} while {doing}: {exc}")
+    return IndexDamagedError(f"index {path} cannot be used ({exc}) while {doing}")
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SqliteIndex:
+    """An open index bound to one vector space; ``close()`` is idempotent.
+
+    Use :func:`funcpipe_rag.index.open_index`. A writable index holds the run lock
+    (``<index>.lock``) until closed; a read-only one takes none.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        space: IndexSpace | None,
+        ledger: ResourceLedger,
+        *,
+        readonly: bool = False,
+        lock_timeout_s: float = 10.0,
+        busy_timeout_s: float = 10.0,
+        rebuild: bool = False,
+    ) -> None:
+        self.live_path = path
+        self.path = rebuild_path(path) if rebuild else path
+        self.run_id = uuid.uuid4().hex[:12]
+        self._ledger = ledger
+        self._rebuild = rebuild
+        if readonly and not path.exists():
+            raise ConfigError(f"index not found: {path}")
+        # One writer at a time: a second run waits up to lock_timeout_s, then fails
+        # clearly. The lock dies with its process, kill -9 included. A rebuild locks the
+        # live index: it stays untouched (and searchable) until the rebuild is whole.
+        self._lock = None if readonly else RunLock(path, ledger, lock_timeout_s)
+        try:
+            self._conn = self._connect(readonly, busy_timeout_s)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.close()
+            raise
+        self._handle: Handle = ledger.acquire("index_db", str(self.path))
+        self._state = _State.OPEN
+        self._write_lock = threading.RLock()
+        try:
+            with self._guard("opening it"):
+                self.space = self._prepare(space, readonly)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def name(self) -> str:
+        return str(self.live_path)
+
+    # -- opening ----------------------------------------------------------------------
+
+    def _connect(self, readonly: bool, busy_timeout_s: float) -> sqlite3.Connection:
+        path = self.path
+        try:
+            if not readonly:
+                conn = sqlite3.connect(
+                    path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+            else:
+                conn = self._connect_readonly(busy_timeout_s)
+            conn.execute("PRAGMA cell_size_check = ON")
+        except sqlite3.Error as exc:
+            raise _db_error(exc, path, "opening it") from None
+        return conn
+
+    def _connect_readonly(self, busy_timeout_s: float) -> sqlite3.Connection:
+        """A connection that never writes.
+
+        Opened read-write with ``query_only`` where it can be: the last connection to
+        close then removes the ``-wal`` and ``-shm`` files (a ``mode=ro`` one leaves
+        them behind). Then ``mode=ro``; then, on read-only media, ``immutable``.
+        """
+        uri = self.path.absolute().as_uri()
+        for mode in ("?mode=rw", "?mode=ro"):
+            conn = sqlite3.connect(
+                uri + mode,
+                uri=True,
+                timeout=busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                conn.execute("PRAGMA query_only = ON")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                name = getattr(exc, "sqlite_errorname", "") or ""
+                if not name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+                    raise
+        # A WAL index on read-only media: no -shm file can be made beside it.
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise ConfigError(
+                f"index {self.path} is on read-only media with an unfinished write-ahead "
+                f"log ({wal.name}); open it once where it is writable, then copy it"
+            )
+        return sqlite3.connect(
+            uri + "?mode=ro&immutable=1",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+
+    def _prepare(self, space: IndexSpace | None, readonly: bool) -> IndexSpace:
+        conn = self._conn
+        tables = {
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:
+            if readonly or space is None:
+                raise ConfigError(f"{self.path} is empty: nothing has been ingested into it")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with self._transaction():
+                # Statement by statement: executescript() would commit mid-transaction.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("schema", SCHEMA_VERSION), *space.as_meta().items()],
+                )
+            return space
+        if not tables & _TABLES.keys():
+            raise IndexDamagedError(f"{self.path} is an SQLite file but not a funcpipe index")
+        self._check_trust(tables, every_page=not readonly)
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        self._upgrade(meta["schema"], readonly)
+        self._check_columns()
+        stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
+        if space is None:
+            return stored
+        conflict = stored.conflict(space)
+        if conflict is not None:
+            if self._rebuild:
+                raise IndexMismatchError(
+                    f"an unfinished --reembed ({self.path}) {conflict}: resume it with the "
+                    f"settings it was started with, or delete {self.path} to start over"
+                )
+            raise IndexMismatchError(
+                f"index {self.name}: {conflict}. Use another --index, or --reembed to migrate it."
+            )
+        return IndexSpace(stored.embedder, stored.model, stored.dim or space.dim, stored.chunker)
+
+    def _upgrade(self, version: str, readonly: bool) -> None:
+        """Bring an index of an older schema up to this one, in place, in one transaction."""
+        if version == SCHEMA_VERSION:
+            return
+        if version not in _MIGRATIONS:
+            raise IndexDamagedError(
+                f"index {self.path} has schema version {version!r}; this funcpipe reads "
+                f"version {SCHEMA_VERSION} (an index made by a newer funcpipe?)"
+            )
+        if readonly:
+            raise ConfigError(
+                f"index {self.path} has the older schema version {version}: run "
+                "`funcpipe ingest` on it once to upgrade it in place"
+            )
+        with self._transaction() as conn:
+            while version != SCHEMA_VERSION:
+                version = _MIGRATIONS[version](conn)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+
+    def _check_trust(self, tables: set[str], *, every_page: bool) -> None:
+        """The file holds our tables and is sound: every page for a writer (a run must
+        not add to a damaged file and call it stored; ~0.5 s per 300 MB), the small
+        tables for a reader (a search meets any other bad page it reads)."""
+        conn = self._conn
+        problems = [f"table {t} is missing" for t in _TABLES if t not in tables]
+        if not problems:
+            for check in (
+                ("quick_check",) if every_page else ("quick_check(meta)", "quick_check(documents)")
+            ):
+                verdict = [r[0] for r in conn.execute(f"PRAGMA {check}")]
+                if verdict != ["ok"]:
+                    problems.append(f"the file is corrupt: {verdict[0]}")
+                    break
+        if not problems:
+            keys = {k for (k,) in conn.execute("SELECT key FROM meta")}
+            lacking = [k for k in _META_KEYS if k not in keys]
+            if lacking:
+                problems.append(f"meta lacks {', '.join(lacking)}")
+            else:
+                dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()[0]
+                if not str(dim).isdigit():
+                    problems.append(f"meta dim is {dim!r}, not a number")
+        self._refuse(problems)
+
+    def _check_columns(self) -> None:
+        problems = []
+        for table, columns in _TABLES.items():
+            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            lacking = [c for c in columns if c not in have]
+            if lacking:
+                problems.append(f"table {table} lacks {', '.join(lacking)}")
+        self._refuse(problems)
+
+    def _refuse(self, problems: list[str]) -> None:
+        if problems:
+            raise IndexDamagedError(
+                f"index {self.path} is damaged or was altered ({'; '.join(problems)}); "
+                "nothing was changed. `funcpipe verify` lists what is wrong; rebuild it "
+                "with `funcpipe ingest --reembed`"
+            )
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _check_open(self) -> sqlite3.Connection:
+        if self._state is _State.CLOSED:
+            raise ResourceClosedError("the index is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Driver errors become funcpipe's own (damaged, locked, cannot write)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _db_error(exc, self.path, doing) from None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction at a time on the shared connection: embedding worker
+        threads persist vectors while the main thread writes chunk rows. Rolled back
+        on any failure, so a failed write leaves nothing half-stored."""
+        conn = self._check_open()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _in_chunks(self, sql: str, keys: Sequence[str]) -> Iterator[Any]:
+        """Rows of ``sql`` (with one ``{marks}`` placeholder list) for every key, 500 at a time."""
+        conn = self._check_open()
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            yield from conn.execute(sql.format(marks=",".join("?" * len(part))), part)
+
+    # -- reads ------------------------------------------------------------------------
+
+    _DOC_COLUMNS = "doc_id, path, abs_path, file_hash, complete, reader, note"
+
+    @staticmethod
+    def _doc(row: tuple[Any, ...]) -> StoredDocument:
+        doc_id, path, abs_path, file_hash, complete, reader, note = row
+        return StoredDocument(doc_id, path, abs_path, file_hash, bool(complete), reader, note)
+
+    def stored_doc(self, doc_id: str) -> StoredDocument | None:
+        with self._guard("reading a document"):
+            row = (
+                self._check_open()
+                .execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,))
+                .fetchone()
+            )
+        return None if row is None else self._doc(row)
+
+    def documents(self) -> Iterator[StoredDocument]:
+        with self._guard("listing documents"):
+            rows = (
+                self._check_open()
+                .execute(f"SELECT {self._DOC_COLUMNS} FROM documents ORDER BY abs_path")
+                .fetchall()
+            )
+        return iter([self._doc(row) for row in rows])
+
+    def fetch_vectors(self, content_hashes: Sequence[str]) -> dict[str, bytes]:
+        """The stored vector of each of ``content_hashes`` that has one."""
+        sql = "SELECT content_hash, vector FROM vectors WHERE content_hash IN ({marks})"
+        with self._guard("reading vectors"):
+            return dict(self._in_chunks(sql, content_hashes))
+
+    def known_hashes(self, content_hashes: Sequence[str]) -> set[str]:
+        """Which of ``content_hashes`` already have a vector."""
+        sql = "SELECT content_hash FROM vectors WHERE content_hash IN ({marks})"
+        with self._guard("reading vectors"):
+            return {row[0] for row in self._in_chunks(sql, content_hashes)}
+
+    def counts(self) -> IndexCounts:
+        conn = self._check_open()
+        with self._guard("counting rows"):
+            n = [
+                conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("documents", "chunks", "vectors")
+            ]
+        return IndexCounts(*n)
+
+    def check(self) -> list[Finding]:
+        """What is wrong inside the file itself; [] when nothing is."""
+        conn = self._check_open()
+        try:
+            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:
+            return [Finding("INDEX/INTEGRITY", f"the file cannot be checked: {exc}")]
+        if integrity != ["ok"]:
+            # A damaged file: the queries below would only mislead.
+            return [Finding("INDEX/INTEGRITY", line) for line in integrity[:20]]
+        dim = self.space.dim
+        checks = [
+            (
+                "INDEX/BAD_DIM",
+                "SELECT content_hash, length(vector) / 4 FROM vectors WHERE length(vector) != ?",
+                (dim * 4,),
+                "vector {0} has {1} dimensions, the index holds {dim}",
+            ),
+            (
+                "INDEX/ORPHAN_CHUNK",
+                (
+                    "SELECT chunk_id, doc_id FROM chunks WHERE doc_id NOT IN "
+                    "(SELECT doc_id FROM documents)"
+                ),
+                (),
+                "chunk {0} belongs to no document ({1})",
+            ),
+            (
+                "INDEX/MISSING_VECTOR",
+                (
+                    "SELECT chunk_id, content_hash FROM chunks WHERE content_hash NOT IN "
+                    "(SELECT content_hash FROM vectors)"
+                ),
+                (),
+                "chunk {0} has no vector ({1})",
+            ),
+            (
+                "INDEX/EMPTY_DOCUMENT",
+                (
+                    "SELECT doc_id, path FROM documents WHERE complete = 1 AND doc_id NOT IN "
+                    "(SELECT doc_id FROM chunks)"
+                ),
+                (),
+                "document {1} is marked complete but has no chunks",
+            ),
+            (
+                "INDEX/INCOMPLETE",
+                "SELECT doc_id, path FROM documents WHERE complete = 0 AND note = 'embed'",
+                (),
+                (
+                    "document {1} is not stored completely: some of its chunks failed to "
+                    "embed (that run's report names the errors); the next run retries them"
+                ),
+            ),
+            (
+                "INDEX/INCOMPLETE",
+                "SELECT doc_id, path FROM documents WHERE complete = 0 AND note = ''",
+                (),
+                (
+                    "document {1} is not stored completely: the run that wrote it stopped "
+                    "before its last chunk (interrupted, or the file changed while read)"
+                ),
+            ),
+        ]
+        findings: list[Finding] = []
+        try:
+            for code, sql, args, template in checks:
+                if code == "INDEX/BAD_DIM" and not dim:
+                    continue
+                for row in conn.execute(sql, args):
+                    findings.append(Finding(code, template.format(*row, dim=dim)))
+        except sqlite3.DatabaseError as exc:
+            findings.append(Finding("INDEX/INTEGRITY", f"the file cannot be read: {exc}"))
+        return findings
+
+    def search(self, query: Vector, k: int) -> list[Hit]:
+        """Exact cosine ranking: vectors are scored in blocks, text is read for the top k.
+
+        Stored vectors of a remote model need not be unit length; each block is
+        normalised before scoring, so scores are cosines for every embedder.
+        """
+        conn = self._check_open()
+        q = np.asarray(query, dtype=np.float32)
+        dim = self.space.dim
+        best: list[tuple[float, int]] = []  # a min-heap of (score, chunk rowid)
+        with self._guard("searching"):
+            cursor = conn.execute(
+                "SELECT c.rowid, v.vector FROM chunks c JOIN vectors v USING (content_hash)"
+            )
+            while rows := cursor.fetchmany(_SCAN_ROWS):
+                matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(
+                    len(rows), dim
+                )
+                norms = np.maximum(np.linalg.norm(matrix, axis=1), 1e-12)
+                scores = (matrix @ q) / norms
+                top = min(k, len(rows))
+                for i in np.argpartition(-scores, top - 1)[:top]:
+                    item = (float(scores[i]), int(rows[i][0]))
+                    if len(best) < k:
+                        heapq.heappush(best, item)
+                    elif item > best[0]:
+                        heapq.heapreplace(best, item)
+            ranked = sorted(best, key=lambda s: (-s[0], s[1]))
+            hits: list[Hit] = []
+            for score, rowid in ranked:
+                row = conn.execute(
+                    'SELECT c.chunk_id, d.path, c.start, c."end", c.text, d.title, c.section, '
+                    "c.page FROM chunks c JOIN documents d USING (doc_id) WHERE c.rowid = ?",
+                    (rowid,),
+                ).fetchone()
+                hits.append(Hit(score, *row))
+        return hits
+
+    # -- writes -----------------------------------------------------------------------
+
+    def write(self, batch: Sequence[PendingChunk]) -> None:
+        """Store ``batch`` in one transaction, or nothing of it (``IndexWriteError``).
+
+        Their vectors were stored before (:meth:`store_vectors`), so a chunk row never
+        points at a missing vector.
+        """
+        if not batch:
+            return
+        run = self.run_id
+        with self._guard("storing chunks"), self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO documents(doc_id, path, abs_path, size, mtime_ns, file_hash, "
+                "complete, run_id, reader, encoding, title) "
+                "VALUES (?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?) ON CONFLICT(doc_id) DO UPDATE SET "
+                "path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "run_id = excluded.run_id, reader = excluded.reader, "
+                "encoding = excluded.encoding, title = excluded.title, note = ''",
+                list(
+                    {
+                        p.doc_id: (
+                            p.doc_id,
+                            p.path,
+                            p.abs_path,
+                            p.doc_size,
+                            p.doc_mtime_ns,
+                            run,
+                            p.reader,
+                            p.encoding,
+                            p.title,
+                        )
+                        for p in batch
+                    }.values()
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO chunks"
+                '(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, section, page) '
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE SET "
+                "seq = excluded.seq, run_id = excluded.run_id",
+                [
+                    (
+                        p.chunk_id,
+                        p.doc_id,
+                        p.seq,
+                        p.start,
+                        p.end,
+                        p.text,
+                        p.content_hash,
+                        run,
+                        p.section,
+                        p.page,
+                    )
+                    for p in batch
+                ],
+            )
+            for p in batch:
+                if not p.last_of_doc:
+                    continue
+                if p.doc_failed:
+                    # Stays incomplete (its old chunks stay too); say why for verify.
+                    conn.execute(
+                        "UPDATE documents SET note = 'embed' WHERE doc_id = ?", (p.doc_id,)
+                    )
+                    continue
+                # Every chunk of this version is stored: mark it, then drop stale ones.
+                conn.execute(
+                    "UPDATE documents SET file_hash = ?, complete = 1 WHERE doc_id = ?",
+                    (p.doc_hash, p.doc_id),
+                )
+                conn.execute("DELETE FROM chunks WHERE doc_id = ? AND run_id != ?", (p.doc_id, run))
+
+    def _fix_dim(self, conn: sqlite3.Connection, vectors: list[bytes]) -> None:
+        """Record the dimension on the first vectors; refuse any other size later."""
+        sizes = {len(v) // 4 for v in vectors}
+        dim = self.space.dim or min(sizes)
+        if sizes != {dim}:
+            raise IndexMismatchError(
+                f"index {self.path} holds {dim}-d vectors, got {sorted(sizes)}"
+            )
+        if not self.space.dim:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'dim'", (str(dim),))
+            s = self.space
+            self.space = IndexSpace(s.embedder, s.model, dim, s.chunker)
+
+    def store_vectors(self, vectors: Mapping[str, bytes]) -> None:
+        """Persist paid-for vectors now, in their own small transaction; thread-safe.
+
+        The vectors table is a content-addressed cache: a vector stored here is never
+        bought again, even if the chunks it belongs to were not stored yet.
+        """
+        if not vectors:
+            return
+        with self._guard("storing vectors"), self._transaction() as conn:
+            self._fix_dim(conn, list(vectors.values()))
+            conn.executemany(
+                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES (?, ?)",
+                list(vectors.items()),
+            )
+
+    def prune(self, roots: Sequence[str], keep: set[str], *, everything: bool = False) -> int:
+        """Delete documents (and their chunks) under ``roots`` whose id is not in ``keep``.
+
+        ``roots`` are absolute, display-safe paths of walked folders; a document is under
+        a root when its absolute path starts with the root and a separator. With
+        ``everything``, every document not in ``keep`` goes (a complete path list).
+        Vectors stay: they are paid for and may be reused. Returns documents deleted.
+        """
+        prefixes = tuple(r.rstrip("/") + "/" for r in roots)
+        with self._guard("pruning deleted files"):
+            rows = self._check_open().execute("SELECT doc_id, abs_path FROM documents").fetchall()
+            doomed = [
+                doc_id
+                for doc_id, abs_path in rows
+                if doc_id not in keep and (everything or abs_path.startswith(prefixes))
+            ]
+            if doomed:
+                with self._transaction() as conn:
+                    for i in range(0, len(doomed), 500):
+                        part = doomed[i : i + 500]
+                        marks = ",".join("?" * len(part))
+                        conn.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
+                        conn.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
+        return len(doomed)
+
+    def finish(self) -> None:
+        """For a rebuild: close it and swap it in for the live index, atomically.
+
+        The live file's write-ahead log is checkpointed and removed first: a stale
+        ``-wal`` left beside the new file would be replayed into it.
+        """
+        if not self._rebuild:
+            return
+        self._release_connection()
+        live = self.live_path
+        if live.exists():
+            with self._guard("replacing the live index"):
+                conn = sqlite3.connect(live)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    conn.execute("PRAGMA journal_mode=DELETE")
+                finally:
+                    conn.close()
+        os.replace(self.path, live)
+
+    def _release_connection(self) -> None:
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        try:
+            self._conn.close()
+        finally:
+            self._ledger.release(self._handle)
+
+    def close(self) -> None:
+        """Close the connection, then release the lock; safe to call twice."""
+        try:
+            self._release_connection()
+        finally:
+            if self._lock is not None:
+                self._lock.close()
+
+    def __enter__(self) -> SqliteIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

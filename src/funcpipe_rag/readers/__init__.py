@@ -1,0 +1,114 @@
+"""Readers: from walked files to documents with text, one module per format.
+
+Two stages, so the incremental index can skip an unchanged file between them (one
+read, no parse):
+
+* :func:`read_files` reads and hashes each file once and picks its reader by sniffing
+  the head first, the name second (:data:`READERS`, in order); an empty file is
+  ``SKIP/EMPTY``, a file no reader takes ``SKIP/BINARY``;
+* :func:`extract_documents` has the chosen reader turn each raw file into a
+  :class:`~.base.Document` and its text pieces.
+
+Errors and skips pass through both stages unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+
+from ..policies.ledger import ResourceLedger
+from ..result import Err, ErrInfo, Ok, Result
+from ..streams import Stage, close_quietly
+from ..walk import SourceFile
+from .base import Document, DocumentReader, Extraction, RawFile, TextPiece, reader_id
+from .files import AfterRead, read_bytes, read_skip
+from .text import TextReader
+
+READERS: tuple[DocumentReader, ...] = (TextReader(),)
+
+
+def choose_reader(
+    src: SourceFile, head: bytes, readers: Iterable[DocumentReader] = READERS
+) -> DocumentReader | None:
+    return next((r for r in readers if r.accepts(src, head)), None)
+
+
+def read_file(
+    src: SourceFile,
+    ledger: ResourceLedger,
+    *,
+    readers: Iterable[DocumentReader] = READERS,
+    after_read: AfterRead | None = None,
+) -> Result[RawFile, ErrInfo]:
+    """Read, hash and sniff one file (see :mod:`.files`)."""
+    got = read_bytes(src, ledger, after_read=after_read)
+    if isinstance(got, Err):
+        return got
+    fb = got.value
+    if fb.size == 0:
+        return read_skip("SKIP/EMPTY", "empty file", src)
+    reader = choose_reader(src, fb.head, readers)
+    if reader is None:
+        return read_skip("SKIP/BINARY", "binary file (NUL byte in the first 8 KiB)", src)
+    return Ok(RawFile(src, fb.file_hash, fb.size, fb.head, fb.data, reader))
+
+
+def read_files(
+    files: Iterable[Result[SourceFile, ErrInfo]],
+    ledger: ResourceLedger,
+    *,
+    readers: Iterable[DocumentReader] = READERS,
+    after_read: AfterRead | None = None,
+) -> Stage[Result[RawFile, ErrInfo]]:
+    """:func:`read_file` for each walked file; errors pass through."""
+    chosen = tuple(readers)
+
+    def gen() -> Generator[Result[RawFile, ErrInfo], None, None]:
+        try:
+            for r in files:
+                if isinstance(r, Ok):
+                    yield read_file(r.value, ledger, readers=chosen, after_read=after_read)
+                else:
+                    yield r
+        finally:
+            close_quietly(files)
+
+    return Stage(gen(), (files,))
+
+
+def extract_documents(
+    raws: Iterable[Result[RawFile, ErrInfo]], ledger: ResourceLedger
+) -> Stage[Result[Extraction, ErrInfo]]:
+    """Each raw file through its reader; errors pass through."""
+
+    def gen() -> Generator[Result[Extraction, ErrInfo], None, None]:
+        try:
+            for r in raws:
+                yield r.value.reader.extract(r.value, ledger) if isinstance(r, Ok) else r
+        finally:
+            close_quietly(raws)
+
+    return Stage(gen(), (raws,))
+
+
+def iter_documents(
+    files: Iterable[Result[SourceFile, ErrInfo]], ledger: ResourceLedger
+) -> Stage[Result[Extraction, ErrInfo]]:
+    """Read and extract every file (no incremental skipping between the two)."""
+    return extract_documents(read_files(files, ledger), ledger)
+
+
+__all__ = [
+    "READERS",
+    "Document",
+    "DocumentReader",
+    "Extraction",
+    "RawFile",
+    "TextPiece",
+    "choose_reader",
+    "extract_documents",
+    "iter_documents",
+    "read_file",
+    "read_files",
+    "reader_id",
+]
