@@ -275,7 +275,7 @@ def test_verify_catches_a_hand_corrupted_index(tmp_path: Path) -> None:
         conn.execute("UPDATE vectors SET vector = zeroblob(12) WHERE rowid = 1")
         conn.execute("DELETE FROM vectors WHERE rowid = 2")
         conn.execute(
-            "INSERT INTO chunks(chunk_id, doc_id, seq, start, \"end\", text, content_hash, run_id) "
+            'INSERT INTO chunks(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id) '
             "VALUES ('orphan', 'no-such-doc', 0, 0, 1, 'x', 'h', 'r')"
         )
         conn.commit()
