@@ -23,7 +23,7 @@ def test_default_toml_documents_every_setting_with_its_default() -> None:
         assert section == s.section, s.name
         expected = getattr(defaults, s.name)
         assert (tuple(value) if isinstance(value, list) else value) == expected, s.name
-        assert s.default == (list(expected) if isinstance(expected, tuple) else expected)
+        assert s.default == expected
 
 
 def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path) -> None:

@@ -1,10 +1,16 @@
-"""Settings of an ingest run: one registry, four layers, one frozen result.
+"""Settings: each declared once, as a field of :class:`RunSettings`, and everything else
+derived from that one declaration.
 
-Precedence, highest first: command-line flags > ``FUNCPIPE_*`` environment variables >
-the ``--config`` TOML file > built-in defaults. Every setting is declared once in
-:data:`SETTINGS` (name, TOML section, type, default, help); the environment variable is
-``FUNCPIPE_`` + the upper-cased name, the TOML key is the name inside its section, and
-the flag is ``--name-with-dashes``. ``configs/default.toml`` documents all of them.
+A field's metadata (:func:`setting`) holds its TOML section, help, allowed values and
+the commands that take it; from it follow the Typer option (``--name-with-dashes``,
+see :mod:`funcpipe_rag.cli.options`), the TOML key (the name, inside its section), the
+environment variable (``FUNCPIPE_`` + the name in capitals), ``configs/default.toml``
+and the README's settings table (:func:`default_toml`, :func:`markdown_table`; a test
+checks both files against them).
+
+Precedence, highest first: flags > ``FUNCPIPE_*`` environment > ``--config`` file >
+what the index remembers of how it was built > built-in defaults. Every resolved value
+keeps its origin (:class:`Resolution`), which ``funcpipe config`` prints.
 
 Secrets are not settings: API keys come from the environment only (see the embedders)
 and never appear in a config object, its ``repr`` or any output.
@@ -12,83 +18,59 @@ and never appear in a config object, its ``repr`` or any output.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .chunking.splitter import ChunkerSettings
-from .errors import ConfigError
+from .errors import ConfigError, IndexMismatchError
+from .urls import redact_url
 from .walk import WalkOptions
 
 EMBEDDERS = ("hash", "openai", "ollama", "tei")
 REPORTS = ("text", "json", "none")
 
+# Commands a setting can belong to. "ingest" covers --plan and --reembed too.
+INGEST = ("ingest", "config")
+QUERY = ("ingest", "search", "config")  # settings a search needs to reach the embedder
+EVERY = ("ingest", "search", "verify", "config")
+WALKING = ("ingest", "verify", "config")
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One tunable: its name, TOML section, type, default, help, and allowed values
-    (``choices``, or the closed range ``lo``..``hi`` for numbers)."""
+SECTIONS = {
+    "ingest": "Run",
+    "chunker": "Chunking",
+    "embedder": "Embedder",
+    "walk": "Walk",
+}
 
-    name: str
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Meta:
+    """What a field of :class:`RunSettings` declares besides its name, type and default."""
+
     section: str
-    kind: type
-    default: Any
     help: str
     lo: float | None = None
     hi: float | None = None
     choices: tuple[str, ...] = ()
+    commands: tuple[str, ...] = INGEST
+    # Remembered by the index that a run builds; a later run on that index uses it as
+    # its default. ``space`` ones define the vector space: an explicit other value is a
+    # conflict (unless --reembed), never silently mixed in.
+    remember: bool = False
+    space: bool = False
+    metavar: str = ""
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("index", "ingest", str, "funcpipe.db", "SQLite index file"),
-    Setting("max_rate", "ingest", float, 0.2, "error rate above which the breaker trips", 0, 1),
-    Setting("min_samples", "ingest", int, 100, "items seen before the breaker may trip", 1, 1e9),
-    Setting("batch_size", "ingest", int, 64, "chunks per embedding request", 1, 2048),
-    # The in-flight window, the worker threads and the connection pool all grow with it.
-    Setting("concurrency", "ingest", int, 4, "embedding requests in flight", 1, 64),
-    Setting("commit_every", "ingest", int, 256, "chunks per index transaction", 1, 100_000),
-    Setting("report", "ingest", str, "text", "report on stderr", choices=REPORTS),
-    Setting(
-        "lock_timeout", "ingest", float, 10.0, "seconds to wait for another run's lock", 0, 86400
-    ),
-    Setting("chunk_size", "chunker", int, 800, "chunk size in characters", 1, 1_000_000),
-    Setting("overlap", "chunker", int, 100, "overlap between chunks in characters", 0, 999_999),
-    Setting("embedder", "embedder", str, "hash", "embedder", choices=EMBEDDERS),
-    Setting("model", "embedder", str, "", "model name ('' = the embedder's default)"),
-    Setting("dim", "embedder", int, 384, "vector dimension of the hash embedder", 1, 65536),
-    Setting("url", "embedder", str, "", "base URL of an embedding server"),
-    Setting("timeout", "embedder", float, 30.0, "HTTP read timeout in seconds", 0.001, 3600),
-    Setting(
-        "connect_timeout", "embedder", float, 5.0, "HTTP connect timeout in seconds", 0.001, 3600
-    ),
-    Setting("max_attempts", "embedder", int, 4, "attempts per request, retries included", 1, 100),
-    Setting(
-        "retry_budget",
-        "embedder",
-        float,
-        45.0,
-        "seconds one batch may spend, retries included",
-        0.001,
-        86400,
-    ),
-    Setting(
-        "encoding_format",
-        "embedder",
-        str,
-        "float",
-        "OpenAI answers as float or base64",
-        choices=("float", "base64"),
-    ),
-    Setting("include", "walk", list, [], "glob patterns a file must match (any)"),
-    Setting("exclude", "walk", list, [], "glob patterns that exclude a file or folder"),
-    Setting("hidden", "walk", bool, False, "also walk hidden files and folders"),
-    Setting("max_file_mb", "walk", float, 256.0, "skip files larger than this (MiB)", 0.001, 1e6),
-)
-_BY_NAME = {s.name: s for s in SETTINGS}
+def setting(default: Any, **meta: Any) -> Any:
+    """A settings field: its default plus its :class:`Meta`."""
+    return field(default=default, metadata={"funcpipe": Meta(**meta)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,33 +82,139 @@ class RunSettings:
     >>> resolve_settings(flags={"max_rate": 0.5}, env={}, config_file=None)
     """
 
-    index: str = "funcpipe.db"
-    max_rate: float = 0.2
-    min_samples: int = 100
-    batch_size: int = 64
-    concurrency: int = 4
-    commit_every: int = 256
-    report: str = "text"
-    lock_timeout: float = 10.0
-    chunk_size: int = 800
-    overlap: int = 100
-    embedder: str = "hash"
-    model: str = ""
-    dim: int = 384
-    url: str = ""
-    timeout: float = 30.0
-    connect_timeout: float = 5.0
-    max_attempts: int = 4
-    retry_budget: float = 45.0
-    encoding_format: str = "float"
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    hidden: bool = False
-    max_file_mb: float = 256.0
+    index: str = setting(
+        "funcpipe.db", section="ingest", help="the index file", commands=EVERY, metavar="FILE"
+    )
+    max_rate: float = setting(
+        0.2, section="ingest", help="the breaker trips when failed/seen exceeds this", lo=0, hi=1
+    )
+    min_samples: int = setting(
+        100, section="ingest", help="items seen before the breaker may trip", lo=1, hi=1e9
+    )
+    batch_size: int = setting(
+        64, section="ingest", help="chunks per embedding request", lo=1, hi=2048
+    )
+    # The in-flight window, the worker threads and the connection pool all grow with it.
+    concurrency: int = setting(
+        4, section="ingest", help="embedding requests in flight (HTTP embedders)", lo=1, hi=64
+    )
+    commit_every: int = setting(
+        256, section="ingest", help="chunks per index transaction", lo=1, hi=100_000
+    )
+    report: str = setting("text", section="ingest", help="report on stderr", choices=REPORTS)
+    lock_timeout: float = setting(
+        10.0,
+        section="ingest",
+        help="seconds a run waits for another run's lock on the index",
+        lo=0,
+        hi=86400,
+    )
+    chunk_size: int = setting(
+        800,
+        section="chunker",
+        help="characters per chunk, at most",
+        lo=1,
+        hi=1_000_000,
+        remember=True,
+        space=True,
+    )
+    overlap: int = setting(
+        100,
+        section="chunker",
+        help="characters shared by consecutive chunks",
+        lo=0,
+        hi=999_999,
+        remember=True,
+        space=True,
+    )
+    embedder: str = setting(
+        "hash",
+        section="embedder",
+        help="hash (in process) or an HTTP protocol",
+        choices=EMBEDDERS,
+        remember=True,
+        space=True,
+    )
+    model: str = setting(
+        "",
+        section="embedder",
+        help="model name ('' = the embedder's own default)",
+        remember=True,
+        space=True,
+    )
+    dim: int = setting(
+        384,
+        section="embedder",
+        help="vector dimension of the hash embedder",
+        lo=1,
+        hi=65536,
+        remember=True,
+        space=True,
+    )
+    url: str = setting(
+        "",
+        section="embedder",
+        help="base URL of the embedding server",
+        commands=QUERY,
+        remember=True,
+        metavar="URL",
+    )
+    timeout: float = setting(
+        30.0, section="embedder", help="HTTP read timeout, seconds", lo=0.001, hi=3600,
+        commands=QUERY,
+    )  # fmt: skip
+    connect_timeout: float = setting(
+        5.0, section="embedder", help="HTTP connect timeout, seconds", lo=0.001, hi=3600,
+        commands=QUERY,
+    )  # fmt: skip
+    max_attempts: int = setting(
+        4, section="embedder", help="attempts per request, retries included", lo=1, hi=100,
+        commands=QUERY,
+    )  # fmt: skip
+    retry_budget: float = setting(
+        45.0,
+        section="embedder",
+        help="seconds one batch may spend, waits and attempts together",
+        lo=0.001,
+        hi=86400,
+        commands=QUERY,
+    )
+    encoding_format: str = setting(
+        "float",
+        section="embedder",
+        help="how an OpenAI-compatible server sends vectors",
+        choices=("float", "base64"),
+        commands=QUERY,
+        remember=True,
+    )
+    include: tuple[str, ...] = setting(
+        (),
+        section="walk",
+        help="only files matching one of these globs (path or name; repeatable)",
+        commands=WALKING,
+        metavar="GLOB",
+    )
+    exclude: tuple[str, ...] = setting(
+        (),
+        section="walk",
+        help="skip files and folders matching these globs (repeatable)",
+        commands=WALKING,
+        metavar="GLOB",
+    )
+    hidden: bool = setting(
+        False,
+        section="walk",
+        help="also walk hidden files and folders (.git stays hidden)",
+        commands=WALKING,
+    )
+    max_file_mb: float = setting(
+        256.0, section="walk", help="skip files larger than this, MiB", lo=0.001, hi=1e6,
+        commands=WALKING,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        for setting in SETTINGS:
-            check_value(setting, getattr(self, setting.name))
+        for s in SETTINGS:
+            check_value(s, getattr(self, s.name))
         if self.embedder != "hash" and not self.url:
             raise ConfigError(f"--embedder {self.embedder} needs --url (the server's base URL)")
         self.chunker  # noqa: B018  (validates chunk_size / overlap now, not at first use)
@@ -143,28 +231,102 @@ class RunSettings:
             max_file_bytes=int(self.max_file_mb * (1 << 20)),
         )
 
+    def remembered(self) -> dict[str, Any]:
+        """What an index built with these settings remembers of them (the URL without
+        its credentials: an index file is not a place for secrets)."""
+        values = {s.name: getattr(self, s.name) for s in SETTINGS if s.remember}
+        values["url"] = redact_url(self.url)
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting as the rest of the program sees it: a field of :class:`RunSettings`
+    with its type (``kind``: str, int, float, bool or list) and :class:`Meta`."""
+
+    name: str
+    kind: type
+    default: Any
+    meta: Meta
+
+    @property
+    def section(self) -> str:
+        return self.meta.section
+
+    @property
+    def help(self) -> str:
+        return self.meta.help
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "FUNCPIPE_" + self.name.upper()
+
+    @property
+    def remember(self) -> bool:
+        return self.meta.remember
+
+    def describe_default(self) -> str:
+        """The default as a person reads it in help and tables."""
+        value = self.default
+        if self.kind is bool:
+            return "on" if value else "off"
+        if self.kind is list:
+            return ", ".join(value) if value else "none"
+        return str(value) if value != "" else "none"
+
+    def describe_range(self) -> str:
+        m = self.meta
+        if m.choices:
+            return "|".join(m.choices)
+        if m.lo is not None and m.hi is not None:
+            return f"{_num(m.lo)}..{_num(m.hi)}"
+        return ""
+
+
+def _kind(annotation: Any) -> type:
+    if typing.get_origin(annotation) is tuple:
+        return list
+    assert annotation in (str, int, float, bool), annotation
+    return typing.cast(type, annotation)
+
+
+def _declared() -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(RunSettings)
+    return tuple(
+        Setting(f.name, _kind(hints[f.name]), f.default, f.metadata["funcpipe"])
+        for f in dataclasses.fields(RunSettings)
+    )
+
+
+SETTINGS: tuple[Setting, ...] = _declared()
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
 
 def _num(x: float) -> str:
     return str(int(x)) if math.isfinite(x) and x == int(x) else f"{x:g}"
 
 
-def check_value(setting: Setting, value: Any) -> None:
-    """Raise ``ConfigError`` unless ``value`` is allowed for ``setting``."""
-    name = setting.name
-    if setting.choices and value not in setting.choices:
-        raise ConfigError(f"{name} must be one of {', '.join(setting.choices)}, got {value!r}")
-    if setting.kind in (int, float):
+def check_value(s: Setting, value: Any) -> None:
+    """Raise ``ConfigError`` unless ``value`` is allowed for ``s``."""
+    m = s.meta
+    if m.choices and value not in m.choices:
+        raise ConfigError(f"{s.name} must be one of {', '.join(m.choices)}, got {value!r}")
+    if s.kind in (int, float):
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number, got {value!r}")
-        lo = -math.inf if setting.lo is None else setting.lo
-        hi = math.inf if setting.hi is None else setting.hi
+            raise ConfigError(f"{s.name} must be a finite number, got {value!r}")
+        lo = -math.inf if m.lo is None else m.lo
+        hi = math.inf if m.hi is None else m.hi
         if not lo <= value <= hi:
-            raise ConfigError(f"{name} must be within [{_num(lo)}, {_num(hi)}], got {value!r}")
+            raise ConfigError(f"{s.name} must be within [{_num(lo)}, {_num(hi)}], got {value!r}")
 
 
-def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+def coerce(s: Setting, value: Any, origin: str) -> Any:
     """Turn a TOML, environment or flag value into the setting's type, or explain."""
-    kind = setting.kind
+    kind = s.kind
     try:
         if kind is bool:
             if isinstance(value, bool):
@@ -177,7 +339,7 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
             raise ValueError(value)
         if kind is list:
             if isinstance(value, str):
-                return tuple(p for p in (s.strip() for s in value.split(",")) if p)
+                return tuple(p for p in (v.strip() for v in value.split(",")) if p)
             if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
                 return tuple(value)
             raise ValueError(value)
@@ -187,9 +349,34 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
             raise ValueError(value)
         return kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{origin}: {setting.name} must be {kind.__name__}, got {value!r}"
-        ) from None
+        raise ConfigError(f"{origin}: {s.name} must be {kind.__name__}, got {value!r}") from None
+
+
+# -- layers and origins -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a resolved value came from: ``flag``, ``env``, ``file``, ``index`` or
+    ``default``, with the detail (``FUNCPIPE_X``, the file, the index)."""
+
+    layer: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.layer} {self.detail}".strip()
+
+    @property
+    def explicit(self) -> bool:
+        return self.layer in ("flag", "env", "file")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Resolved settings and the origin of every value."""
+
+    settings: RunSettings
+    origins: Mapping[str, Origin]
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -205,20 +392,80 @@ def _from_toml(path: Path) -> dict[str, Any]:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
         for key, value in table.items():
-            setting = _BY_NAME.get(key)
-            if setting is None or setting.section != section:
+            s = BY_NAME.get(key)
+            if s is None or s.section != section:
                 raise ConfigError(f"{path}: unknown setting [{section}] {key}")
-            values[key] = _coerce(setting, value, str(path))
+            values[key] = coerce(s, value, str(path))
     return values
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for setting in SETTINGS:
-        var = f"FUNCPIPE_{setting.name.upper()}"
-        if var in env and env[var] != "":
-            values[setting.name] = _coerce(setting, env[var], var)
-    return values
+    return {s.name: coerce(s, env[s.env], s.env) for s in SETTINGS if env.get(s.env, "") != ""}
+
+
+def _layers(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    config_file: Path | None,
+    remembered: Mapping[str, Any] | None,
+    index_name: str,
+) -> tuple[dict[str, Any], dict[str, Origin]]:
+    merged: dict[str, Any] = {}
+    origins: dict[str, Origin] = {s.name: Origin("default") for s in SETTINGS}
+
+    def take(values: Mapping[str, Any], origin: Origin | None) -> None:
+        for name, value in values.items():
+            merged[name] = value
+            origins[name] = origin if origin is not None else Origin("env", BY_NAME[name].env)
+
+    for name, value in (remembered or {}).items():
+        if name in BY_NAME and BY_NAME[name].remember:
+            merged[name] = coerce(BY_NAME[name], value, f"index {index_name}")
+            origins[name] = Origin("index", index_name)
+    if config_file is not None:
+        take(_from_toml(config_file), Origin("file", str(config_file)))
+    take(_from_env(env), None)
+    for name, value in flags.items():
+        if value is None:
+            continue
+        s = BY_NAME.get(name)
+        if s is None:
+            raise ConfigError(f"unknown setting {name!r}")
+        merged[name] = coerce(s, value, s.flag)
+        origins[name] = Origin("flag", s.flag)
+    return merged, origins
+
+
+def resolve(
+    *,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    remembered: Mapping[str, Any] | None = None,
+    index_name: str = "",
+    rebuild: bool = False,
+) -> Resolution:
+    """Merge the layers (see the module docstring); ``None`` flags are unset.
+
+    ``remembered`` is what the index ``index_name`` recorded of how it was built; it
+    replaces the built-in defaults. An explicit value of a vector-space setting that
+    differs from it is refused with one line naming both values and the way out —
+    unless ``rebuild`` (``--reembed``), which builds the index anew with it.
+    """
+    env = os.environ if env is None else env
+    merged, origins = _layers(flags, env, config_file, remembered, index_name)
+    if remembered and not rebuild:
+        for s in SETTINGS:
+            if not s.meta.space or s.name not in remembered or not origins[s.name].explicit:
+                continue
+            built = coerce(s, remembered[s.name], f"index {index_name}")
+            if merged[s.name] != built:
+                raise IndexMismatchError(
+                    f"{origins[s.name]} sets {s.name} = {merged[s.name]!r}, but the index "
+                    f"{index_name} was built with {s.name} = {built!r}: drop the setting to "
+                    "use the index's own, use another --index, or --reembed to rebuild it"
+                )
+    return Resolution(RunSettings(**merged), origins)
 
 
 def resolve_settings(
@@ -228,16 +475,67 @@ def resolve_settings(
     config_file: Path | None = None,
 ) -> RunSettings:
     """Merge defaults < config file < environment < flags (``None`` flags are unset)."""
-    merged: dict[str, Any] = {}
-    if config_file is not None:
-        merged.update(_from_toml(config_file))
-    merged.update(_from_env(os.environ if env is None else env))
-    for name, value in flags.items():
-        if value is None:
-            continue
-        setting = _BY_NAME.get(name)
-        if setting is None:
-            raise ConfigError(f"unknown setting {name!r}")
-        merged[name] = _coerce(setting, value, f"--{name.replace('_', '-')}")
-    known = {f.name for f in fields(RunSettings)}
-    return RunSettings(**{k: v for k, v in merged.items() if k in known})
+    return resolve(flags=flags, env=env, config_file=config_file).settings
+
+
+# -- the derived documents ----------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def default_toml() -> str:
+    """``configs/default.toml``: every setting with its default and help, by section."""
+    lines = [
+        "# funcpipe settings: every setting, with its built-in default.",
+        "#",
+        "# Use with `funcpipe ingest PATH --config configs/default.toml` (copy and edit it).",
+        "# Precedence, highest first: command-line flags > FUNCPIPE_* environment variables >",
+        "# this file > what the index remembers > built-in defaults. The environment variable",
+        "# of a setting is FUNCPIPE_ plus its name in capitals (FUNCPIPE_MAX_RATE=0.1); the",
+        "# flag is --max-rate. API keys are never read from this file: they come from the",
+        "# environment only. Generated by `funcpipe config --defaults`.",
+    ]
+    for section in SECTIONS:
+        lines += ["", f"[{section}]"]
+        for s in SETTINGS:
+            if s.section == section:
+                allowed = s.describe_range()
+                note = s.help + (f" ({allowed})" if allowed else "")
+                lines.append(f"{s.name} = {_toml_value(s.default)}".ljust(27) + f"# {note}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The README's settings table: flag, environment variable, TOML key, default, help."""
+    rows = [
+        "| flag | environment | TOML | default | allowed | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        rows.append(
+            f"| `{s.flag}` | `{s.env}` | `[{s.section}] {s.name}` | {s.describe_default()} "
+            f"| {s.describe_range().replace('|', ', ')} | {s.help} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+__all__ = [
+    "BY_NAME",
+    "SETTINGS",
+    "Origin",
+    "Resolution",
+    "RunSettings",
+    "Setting",
+    "default_toml",
+    "markdown_table",
+    "resolve",
+    "resolve_settings",
+]

@@ -257,6 +257,8 @@ def build_pipeline(
             return True  # a failure: the sink counts it
         src = r.value.source
         seen.add(src.doc_id)
+        stats.bytes_seen += r.value.size
+        stats.current = src.path
         if index is not None:
             stored = index.stored_doc(src.doc_id)
             if stored is not None and stored.unchanged(r.value.file_hash, r.value.reader_id):
@@ -384,6 +386,7 @@ def ingest(
                     lock_timeout_s=settings.lock_timeout,
                 )
                 stack.callback(index.close, "index")
+                index.remember(settings.remembered())
                 if index.space.dim and isinstance(embedder, HttpEmbedder):
                     embedder.expect_dim(index.space.dim)
             else:

@@ -42,6 +42,8 @@ class RunStats:
     chunks_reused: int = 0
     chunks_failed: int = 0
     chunks_stored: int = 0
+    bytes_seen: int = 0  # of the files read so far (progress and its ETA)
+    current: str = ""  # the file being read
     skipped_by_code: Counter[str] = field(default_factory=Counter)
     errors: ErrReportBuilder = field(default_factory=ErrReportBuilder)
 
@@ -150,7 +152,8 @@ def headline(summary: RunSummary) -> str | None:
     if summary.status == "ok" and not summary.leaked:
         return None
     s = summary.stats
-    kept = f"{s.chunks_stored} chunks stored" + (
+    verb = "stored" if summary.index_path is not None else "written"
+    kept = f"{s.chunks_stored} chunks {verb}" + (
         " and kept" if summary.status != "ok" and s.chunks_stored else ""
     )
     by_code = s.errors.build().by_code

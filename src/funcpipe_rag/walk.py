@@ -19,6 +19,7 @@ import fnmatch
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -185,6 +186,34 @@ def iter_paths(
     return Stage(gen(), (roots,))
 
 
+@dataclass(frozen=True, slots=True)
+class TreeSize:
+    """What a walk will meet: results (files, skips and errors alike) and file bytes."""
+
+    entries: int
+    bytes: int
+
+
+def measure_tree(
+    roots: Iterable[str], opts: WalkOptions | None = None, *, budget_s: float = 1.0
+) -> TreeSize | None:
+    """Walk ahead of a run to size it for its progress display; None when the walk
+    takes longer than ``budget_s`` (then the display shows counts without a total)."""
+    deadline = time.monotonic() + budget_s
+    entries = size = 0
+    walk = iter_paths(list(roots), opts)
+    try:
+        for r in walk:
+            entries += 1
+            if isinstance(r, Ok):
+                size += r.value.size
+            if entries % 256 == 0 and time.monotonic() > deadline:
+                return None
+    finally:
+        walk.close()
+    return TreeSize(entries, size)
+
+
 def read_path_list(stream: Iterable[bytes], *, null_separated: bool) -> Iterator[str]:
     """Paths from a byte stream, one a line (or NUL-separated); blank entries dropped.
 
@@ -207,9 +236,11 @@ def read_path_list(stream: Iterable[bytes], *, null_separated: bool) -> Iterator
 
 __all__ = [
     "SourceFile",
+    "TreeSize",
     "WalkOptions",
     "display_path",
     "is_skip",
     "iter_paths",
+    "measure_tree",
     "read_path_list",
 ]

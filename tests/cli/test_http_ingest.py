@@ -293,8 +293,8 @@ def test_search_an_index_built_over_http(tree: Path, tmp_path: Path, serve: Any)
     assert hits.returncode == 0, hits.stderr
     found = [json.loads(line) for line in hits.stdout.splitlines()]
     assert len(found) == 5 and 0 < found[0]["score"] <= 1.0001
-    no_url = run_cli("search", "breaker", "--index", db)
-    assert no_url.returncode == 2 and "--url" in no_url.stderr
+    remembered = run_cli("search", "breaker socket retry", "--index", db, "--json")
+    assert remembered.stdout == hits.stdout  # the index remembers its server
     server.stop()
     dead = run_cli("search", "breaker", "--index", db, "--url", server.url)
     assert dead.returncode == 1 and "cannot embed the query" in dead.stderr

@@ -100,7 +100,7 @@ def test_exit_3_breaker_trips_and_keeps_what_was_stored(tmp_path: Path) -> None:
         (["--max-rate", "1.5"], "max_rate must be within"),
         (["--chunk-size", "0"], "chunk_size must be within [1, 1000000], got 0"),
         (["--overlap", "900"], "overlap must be smaller than chunk_size"),
-        (["--embedder", "nope"], "embedder must be one of"),
+        (["--embedder", "nope"], "Invalid value for '--embedder'"),
         (["--config", "/nonexistent.toml"], "config file not found"),
         (["--batch-size", "abc"], "Invalid value for '--batch-size'"),
     ],
@@ -122,7 +122,7 @@ def test_exit_2_an_index_of_another_vector_space_is_refused(
     rows = count_rows(tmp_path / "x.db")
     proc = run_cli("ingest", str(clean_tree), "--index", str(tmp_path / "x.db"), "--dim", "256")
     assert proc.returncode == 2
-    assert "holds hash:hash-ngram-v1:384" in proc.stderr
+    assert "dim = 256" in proc.stderr and "dim = 384" in proc.stderr and "--reembed" in proc.stderr
     assert count_rows(tmp_path / "x.db") == rows
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .config import config_command
 from .ingest import ingest_command
 from .leak_check import leak_check_command
 from .search import search_command
@@ -17,16 +18,27 @@ app = typer.Typer(
         "Data goes to stdout (NDJSON with --jsonl); progress, reports and errors go to stderr."
     ),
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 
+_KEY_DEPENDENCIES = ("typer", "rich", "httpx", "numpy")
+
+
 def _print_version(value: bool) -> None:
     if value:
+        import platform
+        from importlib import metadata
+
         from .. import __version__
 
-        typer.echo(f"funcpipe {__version__}")
+        parts = [f"python {platform.python_version()}"]
+        for name in _KEY_DEPENDENCIES:
+            try:
+                parts.append(f"{name} {metadata.version(name)}")
+            except metadata.PackageNotFoundError:
+                parts.append(f"{name} missing")
+        typer.echo(f"funcpipe {__version__} ({', '.join(parts)})")
         raise typer.Exit(0)
 
 
@@ -48,6 +60,7 @@ app.command("search", no_args_is_help=True)(search_command)
 app.command("leak-check")(leak_check_command)
 app.command("verify")(verify_command)
 app.command("serve")(serve_command)
+app.command("config")(config_command)
 
 
 def main() -> None:

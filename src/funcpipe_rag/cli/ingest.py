@@ -10,23 +10,22 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..config import RunSettings, resolve_settings
-from ..errors import ConfigError, FuncpipeError, RunInterrupted
+from ..config import RunSettings
+from ..errors import RunInterrupted
 from ..index import leftover_rebuild
 from ..ingest import IngestRequest, ingest
 from ..reconcile import plan as plan_run
-from ..summary import EXIT_PARTIAL, EXIT_SIGPIPE, EXIT_USAGE, RunSummary, headline
-from ..walk import read_path_list
+from ..summary import EXIT_PARTIAL, EXIT_SIGPIPE, RunSummary, headline
+from ..walk import measure_tree, read_path_list
 from . import render
-from .shell import silence_stdout
+from .options import CONFIG_OPTION, resolve_command, with_settings
+from .shell import exit_codes, silence_stdout
 
-_TUNING = "Tuning"
 _OUTPUT = "Output"
-_EMBED = "Embedder"
 _WALK = "Walk"
 _INDEX = "Incremental index"
 
@@ -103,6 +102,7 @@ def _write_report(summary: RunSummary, report: str, report_file: Path | None) ->
         render.print_report(summary)
 
 
+@with_settings("ingest")
 def ingest_command(
     paths: Annotated[
         list[str],
@@ -112,12 +112,8 @@ def ingest_command(
             metavar="PATH",
         ),
     ],
-    index: Annotated[
-        str | None,
-        typer.Option(
-            "--index", help="SQLite index file. [default: funcpipe.db]", rich_help_panel=_OUTPUT
-        ),
-    ] = None,
+    *,
+    flags: dict[str, Any],
     no_index: Annotated[
         bool,
         typer.Option(
@@ -140,14 +136,6 @@ def ingest_command(
             rich_help_panel=_OUTPUT,
         ),
     ] = False,
-    report: Annotated[
-        str | None,
-        typer.Option(
-            "--report",
-            help="Report on stderr: text, json or none. [default: text]",
-            rich_help_panel=_OUTPUT,
-        ),
-    ] = None,
     report_file: Annotated[
         Path | None,
         typer.Option(
@@ -165,102 +153,7 @@ def ingest_command(
             rich_help_panel=_OUTPUT,
         ),
     ] = False,
-    embedder: Annotated[
-        str | None,
-        typer.Option(
-            "--embedder",
-            help="hash (in process), openai, ollama or tei. [default: hash]",
-            rich_help_panel=_EMBED,
-        ),
-    ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option("--url", help="Base URL of the embedding server.", rich_help_panel=_EMBED),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", help="Model name. [default: the embedder's own]", rich_help_panel=_EMBED
-        ),
-    ] = None,
-    dim: Annotated[
-        int | None,
-        typer.Option(
-            "--dim", help="Dimension of the hash embedder. [default: 384]", rich_help_panel=_EMBED
-        ),
-    ] = None,
-    max_rate: Annotated[
-        float | None,
-        typer.Option(
-            "--max-rate",
-            help="Trip the breaker above this error rate, 0..1. [default: 0.2]",
-            rich_help_panel=_TUNING,
-        ),
-    ] = None,
-    min_samples: Annotated[
-        int | None,
-        typer.Option(
-            "--min-samples",
-            help="Items seen before the breaker may trip. [default: 100]",
-            rich_help_panel=_TUNING,
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size",
-            help="Chunks per embedding request. [default: 64]",
-            rich_help_panel=_TUNING,
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--concurrency",
-            help="Embedding requests in flight. [default: 4]",
-            rich_help_panel=_TUNING,
-        ),
-    ] = None,
-    chunk_size: Annotated[
-        int | None,
-        typer.Option(
-            "--chunk-size", help="Chunk size in characters. [default: 800]", rich_help_panel=_TUNING
-        ),
-    ] = None,
-    overlap: Annotated[
-        int | None,
-        typer.Option(
-            "--overlap",
-            help="Overlap between chunks in characters. [default: 100]",
-            rich_help_panel=_TUNING,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="TOML settings file (see configs/default.toml).",
-            rich_help_panel=_TUNING,
-        ),
-    ] = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--include", help="Only files matching this glob (repeatable).", rich_help_panel=_WALK
-        ),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--exclude",
-            help="Skip files and folders matching this glob (repeatable).",
-            rich_help_panel=_WALK,
-        ),
-    ] = None,
-    hidden: Annotated[
-        bool | None,
-        typer.Option("--hidden", help="Also walk hidden files and folders.", rich_help_panel=_WALK),
-    ] = None,
+    config: Annotated[Path | None, CONFIG_OPTION] = None,
     null: Annotated[
         bool,
         typer.Option(
@@ -301,21 +194,20 @@ def ingest_command(
 ) -> None:
     """Walk PATHs, chunk, embed, store in the index; report every resource on stderr.
 
-    Exit codes: 0 all stored, 1 some items failed, 2 usage or configuration error,
-    3 circuit breaker tripped, 4 leak detected, 130 Ctrl-C, 141 stdout closed, 143 SIGTERM.
+    An existing index remembers how it was built (embedder, model, URL, dimension,
+    chunking): a plain run uses those. Exit codes: 0 all stored, 1 some items failed,
+    2 usage or configuration error, 3 circuit breaker tripped, 4 leak detected,
+    130 Ctrl-C, 141 stdout closed, 143 SIGTERM.
     """
-    flags = {
-        "index": index, "embedder": embedder, "url": url, "model": model, "dim": dim,
-        "max_rate": max_rate, "min_samples": min_samples, "batch_size": batch_size,
-        "concurrency": concurrency, "chunk_size": chunk_size, "overlap": overlap,
-        "report": report if report is not None else ("none" if quiet else None),
-        "include": include or None, "exclude": exclude or None, "hidden": hidden,
-    }  # fmt: skip
+    if quiet and flags.get("report") is None:
+        flags["report"] = "none"
     # The handlers stay in place while the report is written: a Ctrl-C then cannot
     # leave a half-written report file or a traceback.
     with orderly_signals() as signals:
-        try:
-            settings = resolve_settings(flags=flags, config_file=config)
+        with exit_codes():
+            settings = resolve_command(
+                flags, config, use_index=not no_index, rebuild=reembed
+            ).settings
             from_stdin = paths == ["-"]
             leftover = leftover_rebuild(settings.index)
             if leftover is not None and not reembed and not no_index:
@@ -336,16 +228,15 @@ def ingest_command(
                 prune_listed=prune,
                 reembed=reembed,
             )
-            with render.live_progress(not quiet) as progress:
+            show = not quiet and render.stderr_console().is_terminal
+            size = measure_tree(request.roots, settings.walk_options()) if show else None
+            with render.live_progress(show, size) as progress:
                 summary = ingest(request, on_progress=progress)
             signals.settle()
-        except FuncpipeError as exc:
-            render.error_line(str(exc))
-            raise typer.Exit(EXIT_USAGE if isinstance(exc, ConfigError) else 1) from None
         if summary.exit_code == EXIT_SIGPIPE:
             silence_stdout()
         _write_report(summary, settings.report, report_file)
         line = headline(summary)
-        if line is not None:
+        if line is not None and settings.report != "json":
             render.error_line(line)
     raise typer.Exit(summary.exit_code)

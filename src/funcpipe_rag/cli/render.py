@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +19,17 @@ if TYPE_CHECKING:
     from ..reconcile import VerifyReport
     from ..search import Hit
     from ..summary import RunStats, RunSummary
+    from ..walk import TreeSize
 
 
 def stderr_console() -> Console:
+    """Rich on stderr. Not on a terminal (a log, a pipe), lines are never wrapped."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(stderr=True, highlight=False, soft_wrap=True, width=10_000)
+    return console
 
 
 def error_line(message: str) -> None:
@@ -40,35 +46,97 @@ def note_line(message: str) -> None:
     stderr_console().print(message, markup=False, highlight=False, soft_wrap=True)
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02}:{rest % 60:02}"
+
+
+class ProgressView:
+    """Two lines that fit any width: the counts line, then the file being read.
+
+    The counts line drops its least important parts (then shrinks the bar) rather than
+    wrap or cut a number; the file name loses its head, never its tail.
+    """
+
+    def __init__(self, size: TreeSize | None) -> None:
+        self.size = size
+        self.stats: RunStats | None = None
+        self._t0 = time.monotonic()
+
+    def _parts(self, s: RunStats, elapsed: float) -> tuple[float | None, list[tuple[str, str]]]:
+        size = self.size
+        fraction = None
+        files = f"{s.files_seen:,} files"
+        if size is not None and size.entries:
+            files = f"{s.files_seen:,}/{size.entries:,} files"
+            fraction = min(1.0, s.bytes_seen / size.bytes) if size.bytes else None
+        done = s.chunks_embedded + s.chunks_reused
+        rate = done / elapsed if elapsed > 0 else 0.0
+        parts = [
+            (files, "bold"),
+            (f"{done:,} chunks", ""),
+            (f"{rate:,.0f}/s", "cyan"),
+            (_clock(elapsed), "dim"),
+        ]
+        if fraction is not None and fraction > 0.01:
+            eta = elapsed * (1 - fraction) / fraction
+            parts.insert(2, (f"ETA {_clock(eta)}", "cyan"))
+            parts.insert(1, (f"{fraction:4.0%}", ""))
+        failed = s.files_failed + s.chunks_failed
+        if failed:
+            parts.insert(1, (f"{failed:,} failed", "bold red"))
+        return fraction, parts
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        s = self.stats
+        if s is None:
+            return
+        width = max(20, options.max_width)
+        fraction, parts = self._parts(s, time.monotonic() - self._t0)
+        # Drop from the end (least important) until the text and a 10-wide bar fit.
+        while len(parts) > 1 and sum(len(t) + 1 for t, _ in parts) + 10 > width:
+            parts.pop()
+        line = Text(" ").join(Text(t, style=st) for t, st in parts)
+        bar_width = width - line.cell_len - 1
+        row = Table.grid(padding=(0, 1))
+        if fraction is not None and bar_width >= 5:
+            row.add_row(ProgressBar(total=1.0, completed=fraction, width=bar_width), line)
+        else:
+            row.add_row(line)
+        yield row
+        current = s.current
+        if current:
+            room = width - 2
+            if len(current) > room:
+                current = "…" + current[-(room - 1) :]
+            yield Text("  " + current, style="dim", no_wrap=True, overflow="crop")
+
+
 @contextlib.contextmanager
-def live_progress(enabled: bool) -> Iterator[Any]:
-    """Yield a ``RunStats -> None`` callback that redraws a status line, or a no-op."""
+def live_progress(enabled: bool, size: TreeSize | None = None) -> Iterator[Any]:
+    """Yield a ``RunStats -> None`` callback that redraws the progress, or None.
+
+    Drawn only on a terminal. Redrawn by the callback itself (no refresh thread), so the
+    run's count of threads before and after is not disturbed.
+    """
     console = stderr_console()
     if not enabled or not console.is_terminal:
         yield None
         return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.live import Live
 
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    task = progress.add_task("starting")
+    view = ProgressView(size)
+    with Live(view, console=console, transient=True, auto_refresh=False) as live:
 
-    def update(s: RunStats) -> None:
-        progress.update(
-            task,
-            description=(
-                f"files {s.files_seen} (unchanged {s.files_unchanged}, failed {s.files_failed})"
-                f" · chunks {s.chunks_seen}: embedded {s.chunks_embedded}, reused"
-                f" {s.chunks_reused}, stored {s.chunks_stored}, failed {s.chunks_failed}"
-            ),
-        )
+        def update(s: RunStats) -> None:
+            view.stats = s
+            live.refresh()
 
-    with progress:
         yield update
 
 
@@ -117,8 +185,12 @@ def print_report(summary: RunSummary) -> None:
     )
     console.print(
         f"chunks: {c['seen']} seen, {c['embedded']} embedded, {c['reused']} reused, "
-        f"{c['failed']} failed, {c['stored']} stored"
-        + (f" in {summary.index_path}" if summary.index_path else "")
+        f"{c['failed']} failed, "
+        + (
+            f"{c['stored']} stored in {summary.index_path}"
+            if summary.index_path
+            else f"{c['stored']} written (no index)"
+        )
     )
     if doc["skipped"]["by_code"]:
         skipped = ", ".join(f"{k} {v}" for k, v in doc["skipped"]["by_code"].items())
@@ -187,6 +259,21 @@ def print_leak_matrix(results: list[ScenarioResult]) -> None:
     for r in results:
         if r.detail:
             console.print(f"{r.name}: {r.detail}", markup=False)
+
+
+def print_settings(rows: list[tuple[str, Any, str]]) -> None:
+    """``funcpipe config``: one row per setting, on stdout (it is the command's data)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="funcpipe settings", title_justify="left")
+    for column in ("setting", "value", "from"):
+        table.add_column(column)
+    for name, value, origin in rows:
+        shown = ", ".join(value) if isinstance(value, tuple) else str(value)
+        style = "" if origin == "default" else "bold"
+        table.add_row(name, shown or "''", origin, style=style)
+    Console(highlight=False).print(table)
 
 
 def print_verify(report: VerifyReport) -> None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..config import resolve_settings
 from ..reconcile import verify
 from . import render
+from .options import CONFIG_OPTION, resolve_command, with_settings
 from .shell import exit_codes
 
 
+@with_settings("verify")
 def verify_command(
     paths: Annotated[
         list[str] | None,
@@ -22,19 +23,17 @@ def verify_command(
             help="Folders or files the index was built from (optional).", metavar="PATH"
         ),
     ] = None,
-    index: Annotated[Path, typer.Option("--index", help="SQLite index file.")] = Path(
-        "funcpipe.db"
-    ),
+    *,
+    flags: dict[str, Any],
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML settings (walk options).")
-    ] = None,
+    config: Annotated[Path | None, CONFIG_OPTION] = None,
 ) -> None:
     """Check the index (integrity, dimensions, orphans, incomplete documents) and, given
     PATHs, that it holds every file as it is now. Exit 0 consistent, 1 mismatch, 2 usage."""
     with exit_codes():
-        settings = resolve_settings(flags={"index": str(index)}, config_file=config)
-        report = verify(index, tuple(paths or ()), settings)
+        # The index's own record is not trusted here: a damaged one is a finding.
+        settings = resolve_command(flags, config, use_index=False).settings
+        report = verify(settings.index, tuple(paths or ()), settings)
         if as_json:
             sys.stdout.write(json.dumps(report.to_jsonable(), indent=2) + "\n")
         else:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..policies.ledger import ResourceLedger
 from .base import (
@@ -18,7 +19,7 @@ from .base import (
     StoredDocument,
     VectorIndex,
 )
-from .sqlite import SqliteIndex, rebuild_path
+from .sqlite import SqliteIndex, rebuild_path, remembered_settings
 
 
 def open_index(
@@ -47,6 +48,12 @@ def open_index(
     )
 
 
+def read_remembered(target: str | Path) -> dict[str, Any] | None:
+    """The settings the index at ``target`` remembers, or None when there is no index."""
+    path = Path(target)
+    return remembered_settings(path) if path.exists() else None
+
+
 def leftover_rebuild(target: str | Path) -> Path | None:
     """The unfinished ``--reembed`` rebuild beside ``target``, if one is there."""
     path = rebuild_path(Path(target))
@@ -63,4 +70,5 @@ __all__ = [
     "VectorIndex",
     "leftover_rebuild",
     "open_index",
+    "read_remembered",
 ]

@@ -160,6 +160,12 @@ class VectorIndex(Protocol):
     space: IndexSpace
 
     @property
+    def remembered(self) -> Mapping[str, Any]:
+        """What the index remembers of the settings it was built with (the URL without
+        credentials); a later run uses them as its defaults."""
+        ...
+
+    @property
     def name(self) -> str:
         """What to call the index in messages (a path, or a URL without credentials)."""
         ...
@@ -188,6 +194,10 @@ class VectorIndex(Protocol):
 
     def search(self, query: Vector, k: int) -> list[Hit]:
         """The ``k`` chunks closest to the unit vector ``query`` by cosine, best first."""
+        ...
+
+    def remember(self, settings: Mapping[str, Any]) -> None:
+        """Record the settings of the run writing the index (see ``remembered``)."""
         ...
 
     def finish(self) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import heapq
+import json
 import os
 import sqlite3
 import threading
@@ -151,6 +152,87 @@ _MIGRATIONS = {"1": _v1_to_v2}
 _SCAN_ROWS = 4096  # vectors scored per block in a search: flat memory at any index size
 
 
+def _remembered(meta: Mapping[str, str]) -> dict[str, Any]:
+    """The settings an index was built with; an index from before they were recorded
+    still tells its vector space (and the chunker's settings, from its fingerprint)."""
+    if "settings" in meta:
+        try:
+            values = json.loads(meta["settings"])
+        except ValueError:
+            values = None
+        if isinstance(values, dict):
+            return values
+    found: dict[str, Any] = {"embedder": meta["embedder"], "model": meta["model"]}
+    if meta["embedder"] == "hash":
+        found["dim"] = int(meta["dim"])
+    parts = meta["chunker"].split(":")
+    if len(parts) == 4 and parts[1].isdigit() and parts[2].isdigit():
+        found.update(chunk_size=int(parts[1]), overlap=int(parts[2]))
+    return found
+
+
+def _readonly_connection(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    """A connection that never writes.
+
+    Opened read-write with ``query_only`` where it can be: the last connection to
+    close then removes the ``-wal`` and ``-shm`` files (a ``mode=ro`` one leaves
+    them behind). Then ``mode=ro``; then, on read-only media, ``immutable``.
+    """
+    uri = path.absolute().as_uri()
+    for mode in ("?mode=rw", "?mode=ro"):
+        conn = sqlite3.connect(
+            uri + mode,
+            uri=True,
+            timeout=busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if not name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+                raise
+    # A WAL index on read-only media: no -shm file can be made beside it.
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise ConfigError(
+            f"index {path} is on read-only media with an unfinished write-ahead "
+            f"log ({wal.name}); open it once where it is writable, then copy it"
+        )
+    return sqlite3.connect(
+        uri + "?mode=ro&immutable=1",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+
+
+def remembered_settings(path: Path) -> dict[str, Any]:
+    """What the index at ``path`` remembers, read from its meta table alone (any schema
+    version: a run reads it before it upgrades an older index)."""
+    try:
+        conn = _readonly_connection(path, 10.0)
+    except sqlite3.Error as exc:
+        raise _db_error(exc, path, "opening it") from None
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}  # empty or not an index: opening it says which
+        raise _db_error(exc, path, "reading its settings") from None
+    except sqlite3.Error as exc:
+        raise _db_error(exc, path, "reading its settings") from None
+    finally:
+        conn.close()
+    if any(key not in meta for key in _META_KEYS):
+        return {}
+    return _remembered(meta)
+
+
 def rebuild_path(index: Path) -> Path:
     """Where ``--reembed`` builds the new index beside the live one (and resumes it)."""
     return index.with_name(index.name + ".reembed")
@@ -235,50 +317,11 @@ class SqliteIndex:
                     path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
                 )
             else:
-                conn = self._connect_readonly(busy_timeout_s)
+                conn = _readonly_connection(path, busy_timeout_s)
             conn.execute("PRAGMA cell_size_check = ON")
         except sqlite3.Error as exc:
             raise _db_error(exc, path, "opening it") from None
         return conn
-
-    def _connect_readonly(self, busy_timeout_s: float) -> sqlite3.Connection:
-        """A connection that never writes.
-
-        Opened read-write with ``query_only`` where it can be: the last connection to
-        close then removes the ``-wal`` and ``-shm`` files (a ``mode=ro`` one leaves
-        them behind). Then ``mode=ro``; then, on read-only media, ``immutable``.
-        """
-        uri = self.path.absolute().as_uri()
-        for mode in ("?mode=rw", "?mode=ro"):
-            conn = sqlite3.connect(
-                uri + mode,
-                uri=True,
-                timeout=busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            try:
-                conn.execute("PRAGMA query_only = ON")
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                return conn
-            except sqlite3.OperationalError as exc:
-                conn.close()
-                name = getattr(exc, "sqlite_errorname", "") or ""
-                if not name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
-                    raise
-        # A WAL index on read-only media: no -shm file can be made beside it.
-        wal = self.path.with_name(self.path.name + "-wal")
-        if wal.exists() and wal.stat().st_size > 0:
-            raise ConfigError(
-                f"index {self.path} is on read-only media with an unfinished write-ahead "
-                f"log ({wal.name}); open it once where it is writable, then copy it"
-            )
-        return sqlite3.connect(
-            uri + "?mode=ro&immutable=1",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-        )
 
     def _prepare(self, space: IndexSpace | None, readonly: bool) -> IndexSpace:
         conn = self._conn
@@ -290,6 +333,7 @@ class SqliteIndex:
                 raise ConfigError(f"{self.path} is empty: nothing has been ingested into it")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            self.remembered = {}
             with self._transaction():
                 # Statement by statement: executescript() would commit mid-transaction.
                 for statement in _SCHEMA.split(";"):
@@ -307,6 +351,7 @@ class SqliteIndex:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        self.remembered = _remembered(meta)
         self._upgrade(meta["schema"], readonly)
         self._check_columns()
         stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
@@ -662,6 +707,18 @@ class SqliteIndex:
                     (p.doc_hash, p.doc_id),
                 )
                 conn.execute("DELETE FROM chunks WHERE doc_id = ? AND run_id != ?", (p.doc_id, run))
+
+    def remember(self, settings: Mapping[str, Any]) -> None:
+        values = dict(settings)
+        if values == self.remembered:
+            return
+        with self._guard("recording settings"), self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('settings', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (json.dumps(values, sort_keys=True),),
+            )
+        self.remembered = values
 
     def _fix_dim(self, conn: sqlite3.Connection, vectors: list[bytes]) -> None:
         """Record the dimension on the first vectors; refuse any other size later."""
