@@ -57,7 +57,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "retry_budget", "embedder", float, 45.0, "seconds one batch may spend, retries included"
     ),
-    Setting("encoding_format", "embedder", str, "float", "OpenAI answers as float or base64"),
+    Setting("encoding_format", "embedder", str, "base64", "OpenAI answers as base64 or float"),
+    Setting(
+        "max_answer_mb", "embedder", float, 0.0, "largest answer read, MiB (0 = from the batch)"
+    ),
     Setting("include", "walk", list, [], "glob patterns a file must match (any)"),
     Setting("exclude", "walk", list, [], "glob patterns that exclude a file or folder"),
     Setting("hidden", "walk", bool, False, "also walk hidden files and folders"),
@@ -93,7 +96,8 @@ class RunSettings:
     connect_timeout: float = 5.0
     max_attempts: int = 4
     retry_budget: float = 45.0
-    encoding_format: str = "float"
+    encoding_format: str = "base64"
+    max_answer_mb: float = 0.0
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     hidden: bool = False
@@ -120,6 +124,8 @@ class RunSettings:
         for name in ("timeout", "connect_timeout", "max_file_mb", "retry_budget"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_answer_mb < 0:
+            raise ConfigError(f"max_answer_mb must be >= 0, got {self.max_answer_mb}")
         self.chunker  # noqa: B018  (validates chunk_size / overlap now, not at first use)
 
     @property

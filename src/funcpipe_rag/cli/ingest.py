@@ -194,6 +194,15 @@ def ingest_command(
             "--dim", help="Dimension of the hash embedder. [default: 384]", rich_help_panel=_EMBED
         ),
     ] = None,
+    encoding_format: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding-format",
+            help="How an OpenAI-compatible server sends vectors: base64 or float (float is "
+            "used anyway if the server refuses base64). [default: base64]",
+            rich_help_panel=_EMBED,
+        ),
+    ] = None,
     max_rate: Annotated[
         float | None,
         typer.Option(
@@ -311,6 +320,7 @@ def ingest_command(
     """
     flags = {
         "index": index, "embedder": embedder, "url": url, "model": model, "dim": dim,
+        "encoding_format": encoding_format,
         "max_rate": max_rate, "min_samples": min_samples, "batch_size": batch_size,
         "concurrency": concurrency, "chunk_size": chunk_size, "overlap": overlap,
         "report": report if report is not None else ("none" if quiet else None),

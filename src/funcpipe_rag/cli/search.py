@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..config import resolve_settings
 from ..errors import EmbeddingUnavailableError, FuncpipeError
 from ..search import search_index
 from ..summary import EXIT_USAGE
@@ -31,7 +32,10 @@ def search_command(
 ) -> None:
     """Print the chunks closest to QUERY: path, offsets, cosine score and text."""
     try:
-        hits = search_index(index, query, k=k, url=url or "")
+        # FUNCPIPE_* variables bound the query's request as they bound an ingest's. The
+        # index fixes the embedder, so FUNCPIPE_EMBEDDER is not this command's business.
+        settings = resolve_settings(flags={"url": url, "embedder": "hash"})
+        hits = search_index(index, query, k=k, url=url or "", settings=settings)
     except EmbeddingUnavailableError as exc:
         render.error_line(str(exc))
         raise typer.Exit(1) from None
