@@ -96,6 +96,9 @@ class _TrackedStream(httpcore.NetworkStream):
         # httpcore restarts the timeout after every partial send, so a peer reading a
         # byte at a time could stretch one big write forever; small pieces, each cut
         # to the deadline, end it there.
+        if len(buffer) <= _WRITE_PIECE:
+            self._inner.write(buffer, _cut(timeout, httpcore.WriteTimeout))
+            return
         view = memoryview(buffer)
         for at in range(0, len(view), _WRITE_PIECE):
             piece = bytes(view[at : at + _WRITE_PIECE])
