@@ -237,8 +237,7 @@ def run_ingest(
     cmd += ["--index", str(db)] if index else ["--no-index"]
     cmd += ["--report", "none", "--report-file", str(report), "--quiet"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCPIPE_")}
-    if encoding != "float":
-        env["FUNCPIPE_ENCODING_FORMAT"] = encoding
+    env["FUNCPIPE_ENCODING_FORMAT"] = encoding  # explicit: the default is base64
     sys0, s0 = _sys_cpu(), _proc_cpu_s(pid)
     c0, t0 = _children_cpu_s(), time.perf_counter()
     proc = subprocess.run(
@@ -348,7 +347,10 @@ def profile_client(url: str, corpus: Path) -> tuple[dict[str, float], float, int
     (builtins charged to their callers), the ``recv`` wait apart; returns (buckets,
     wait seconds, chunks)."""
     ledger = ResourceLedger()
-    embedder = HttpEmbedder(protocol="openai", url=url, model=MODEL, ledger=ledger, concurrency=1)
+    embedder = HttpEmbedder(
+        protocol="openai", url=url, model=MODEL, ledger=ledger, concurrency=1,
+        encoding_format="float",
+    )  # fmt: skip
     settings = ChunkerSettings(chunk_size=800, overlap=100)
     chunks = iter_chunks(iter_documents(iter_paths([corpus]), ledger), settings, space="bench")
     stage = embed_chunks(chunks, embedder, batch_size=BATCH)

@@ -69,6 +69,8 @@ def test_bad_config_files_are_clear_errors(tmp_path: Path, text: str, message: s
         ({"embedder": "openai"}, "needs --url"),
         ({"report": "xml"}, "report must be one of"),
         ({"timeout": 0}, "timeout"),
+        ({"max_answer_mb": -1.0}, "max_answer_mb must be within"),
+        ({"encoding_format": "int8"}, "encoding_format must be one of base64, float"),
     ],
 )
 def test_settings_validate_when_built(kwargs: dict[str, object], message: str) -> None:

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .chunking.splitter import ChunkerSettings
+from .embedders.urls import without_credentials
 from .errors import ConfigError, IndexMismatchError
-from .urls import redact_url
 from .walk import WalkOptions
 
 EMBEDDERS = ("hash", "openai", "ollama", "tei")
@@ -180,12 +180,21 @@ class RunSettings:
         commands=QUERY,
     )
     encoding_format: str = setting(
-        "float",
+        "base64",
         section="embedder",
-        help="how an OpenAI-compatible server sends vectors",
-        choices=("float", "base64"),
+        help="how an OpenAI-compatible server sends vectors (float is used anyway when a "
+        "server refuses base64)",
+        choices=("base64", "float"),
         commands=QUERY,
         remember=True,
+    )
+    max_answer_mb: float = setting(
+        0.0,
+        section="embedder",
+        help="largest embedding answer read, MiB (0 = sized from the batch and dimension)",
+        lo=0,
+        hi=1e5,
+        commands=QUERY,
     )
     include: tuple[str, ...] = setting(
         (),
@@ -235,7 +244,7 @@ class RunSettings:
         """What an index built with these settings remembers of them (the URL without
         its credentials: an index file is not a place for secrets)."""
         values = {s.name: getattr(self, s.name) for s in SETTINGS if s.remember}
-        values["url"] = redact_url(self.url)
+        values["url"] = without_credentials(self.url)
         return values
 
 

@@ -11,17 +11,24 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import RunSettings
 from .embedders.base import Vector
-from .embedders.factory import InProcessHashEmbedder, api_key_from_env
-from .embedders.http import HttpEmbedder
+from .embedders.factory import InProcessHashEmbedder, open_http_embedder
 from .errors import ConfigError, EmbeddingUnavailableError, IndexMismatchError
 from .index import Hit, IndexSpace, open_index
 from .policies.ledger import ResourceLedger
 from .result import Err
 
 
-def _embed_query(space: IndexSpace, query: str, url: str, ledger: ResourceLedger) -> Vector:
-    """The query in the index's own vector space: same embedder, model and dimension."""
+def _embed_query(
+    space: IndexSpace, query: str, url: str, ledger: ResourceLedger, settings: RunSettings
+) -> Vector:
+    """The query in the index's own vector space: same embedder, model and dimension.
+
+    Over HTTP the request has the bounds of an ingest batch (``settings``' timeouts,
+    retry budget as its total deadline, answer cap), so a hostile or broken server
+    cannot hold a search longer than the budget.
+    """
     if space.embedder == "hash":
         local = InProcessHashEmbedder(dim=space.dim, model=space.model, ledger=ledger)
         try:
@@ -33,12 +40,12 @@ def _embed_query(space: IndexSpace, query: str, url: str, ledger: ResourceLedger
             f"the index was built with --embedder {space.embedder} (model {space.model}); "
             "give the server's --url (or FUNCPIPE_URL) to embed the query"
         )
-    remote = HttpEmbedder(
+    remote = open_http_embedder(
+        settings,
+        ledger,
         protocol=space.embedder,
         url=url,
         model="" if space.model == "default" else space.model,
-        ledger=ledger,
-        api_key=api_key_from_env(space.embedder),
         concurrency=1,
     )
     try:
@@ -62,11 +69,14 @@ def search_index(
     k: int = 5,
     url: str = "",
     ledger: ResourceLedger | None = None,
+    settings: RunSettings | None = None,
 ) -> list[Hit]:
     """The ``k`` chunks closest to ``query``, best first.
 
     Scores are cosine similarities: the hash embedder's vectors are unit length, and
-    remote vectors are normalised here before ranking.
+    remote vectors are normalised here before ranking. ``settings`` supplies the HTTP
+    embedder's timeouts, retry budget, answer cap and encoding (built-in defaults when
+    None); the vector space always comes from the index.
     """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
@@ -74,7 +84,7 @@ def search_index(
         raise ConfigError("the query is empty")
     ledger = ledger if ledger is not None else ResourceLedger()
     with contextlib.closing(open_index(index_path, None, ledger, readonly=True)) as index:
-        q = _embed_query(index.space, query, url, ledger)
+        q = _embed_query(index.space, query, url, ledger, settings or RunSettings())
         return index.search(q, k)
 
 

@@ -144,6 +144,10 @@ _CAUSES = {
     "EMBED/CONNECT": "cannot reach the embedding server",
     "EMBED/TIMEOUT": "the embedding server did not answer in time",
     "EMBED/DROPPED": "the embedding server dropped connections",
+    "EMBED/DEADLINE": "the embedding server answers too slowly, cut off at the retry budget",
+    "EMBED/TOO_BIG_ANSWER": "the embedding server answers more than it may (max_answer_mb)",
+    "EMBED/REDIRECT": "the embedding server redirects (give the final URL as --url)",
+    "EMBED/HTTP_404": "the embedding server has no such route (check --url)",
 }
 
 

@@ -7,6 +7,7 @@ so its leak report counts only its own descriptors, sockets and threads.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
@@ -28,6 +29,14 @@ from tests.cli.helpers import (
     read_report,
     run_cli,
     write_tree,
+)
+from tests.embedders.loopback import (
+    Reply,
+    Request,
+    drip,
+    endless_chunked,
+    loopback,
+    openai_answer,
 )
 
 PROTOCOL_ARGS = {
@@ -298,3 +307,110 @@ def test_search_an_index_built_over_http(tree: Path, tmp_path: Path, serve: Any)
     server.stop()
     dead = run_cli("search", "breaker", "--index", db, "--url", server.url)
     assert dead.returncode == 1 and "cannot embed the query" in dead.stderr
+
+
+# -- hostile servers: bounded time and memory, no secret shown --------------------
+
+
+def test_a_dripping_server_ends_the_run_within_the_retry_budget(tree: Path, tmp_path: Path) -> None:
+    with loopback(drip(from_status_line=False)) as server:
+        t0 = time.monotonic()
+        proc, report = ingest_http(
+            tree, tmp_path, server.url, "--quiet", "--batch-size", "256",
+            FUNCPIPE_RETRY_BUDGET="2", timeout=60,
+        )  # fmt: skip
+        elapsed = time.monotonic() - t0
+    # The budget (2 s) plus the CLI's own start and finish; a byte every 0.2 s never
+    # trips the 30 s read timeout, so without a total deadline this took minutes.
+    assert elapsed < 15, elapsed
+    assert proc.returncode == 1, proc.stderr
+    assert report["errors"]["by_code"].keys() == {"EMBED/DEADLINE"}
+    assert "still answering when the retry budget" in report["errors"]["samples"][0]["msg"]
+    assert "the embedding server answers too slowly" in proc.stderr
+    assert report["chunks"]["stored"] == 0
+    assert_clean(report)
+
+
+def test_an_endless_answer_ends_the_run_in_bounded_memory(tree: Path, tmp_path: Path) -> None:
+    with loopback(endless_chunked) as server:
+        proc, report = ingest_http(tree, tmp_path, server.url, "--quiet", timeout=60)
+        sent = server.sent
+    assert proc.returncode == 1, proc.stderr
+    assert report["errors"]["by_code"].keys() == {"EMBED/TOO_BIG_ANSWER"}
+    assert "answers more than it may" in proc.stderr
+    assert report["peak_rss_mb"] < 200, report["peak_rss_mb"]
+    assert sent < 100 << 20, sent
+    assert_clean(report)
+
+
+@pytest.mark.parametrize("api_key", ["sk-env-key", ""], ids=["key-set", "no-key"])
+def test_a_password_in_the_url_is_shown_nowhere(api_key: str, tree: Path, tmp_path: Path) -> None:
+    auth: list[str] = []
+
+    def fail(request: Request, reply: Reply) -> None:
+        auth.append(request.headers.get("authorization", ""))
+        reply.json(500, {"error": {"message": "boom"}})
+
+    with loopback(fail) as server:
+        url = server.url.replace("http://", "http://user:s3cret@")
+        proc, report = ingest_http(
+            tree, tmp_path, url, "--jsonl", "--batch-size", "8",
+            FUNCPIPE_MAX_ATTEMPTS="1", FUNCPIPE_API_KEY=api_key,
+        )  # fmt: skip
+    assert proc.returncode in (1, 3), proc.stderr
+    assert report["errors"]["by_code"].keys() == {"EMBED/HTTP_500"}
+    report_text = (tmp_path / "report.json").read_text()
+    basic = base64.b64encode(b"user:s3cret").decode()
+    for text in (proc.stdout, proc.stderr, report_text):
+        assert "s3cret" not in text and basic not in text
+    assert "http://127.0.0.1" in proc.stderr  # the URL is shown, without its user-info
+    credential = report["errors"]["samples"][0]["ctx"]["credential"]
+    if api_key:
+        assert set(auth) == {"Bearer sk-env-key"}
+        assert "sk-env-key" not in proc.stderr + report_text
+        assert credential.endswith("the user-info in --url was not sent")
+    else:
+        assert set(auth) == {f"Basic {basic}"}
+        assert credential == "basic auth from the user-info in --url"
+    assert_clean(report)
+
+
+def test_the_v1_base_url_form_works(tree: Path, tmp_path: Path, serve: Any) -> None:
+    server = serve()
+    proc, report = ingest_http(tree, tmp_path, f"{server.url}/v1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert {e["route"] for e in embeds(server)} == {"/v1/embeddings"}
+    assert_clean(report)
+
+
+def test_a_wrong_base_url_says_which_url_was_tried(tree: Path, tmp_path: Path, serve: Any) -> None:
+    server = serve()
+    proc, report = ingest_http(tree, tmp_path, f"{server.url}/v2", "--min-samples", "1000")
+    assert proc.returncode == 1
+    assert report["errors"]["by_code"].keys() == {"EMBED/HTTP_404"}
+    assert f"{server.url}/v2/v1/embeddings answered 404" in proc.stderr
+    assert "posts to <--url>/v1/embeddings" in report["errors"]["samples"][0]["msg"]
+    assert_clean(report)
+
+
+@pytest.mark.parametrize("flag", [[], ["--encoding-format", "float"]], ids=["default", "float"])
+def test_a_server_refusing_base64_is_asked_for_floats(
+    flag: list[str], tree: Path, tmp_path: Path
+) -> None:
+    def strict(request: Request, reply: Reply) -> None:
+        if request.json()["encoding_format"] != "float":
+            reply.json(422, {"detail": "encoding_format: Input should be 'float'"})
+        else:
+            reply.json(200, openai_answer(request))
+
+    with loopback(strict) as server:
+        proc, report = ingest_http(
+            tree, tmp_path, server.url, "--quiet", "--batch-size", "8", "--concurrency", "1",
+            *flag,
+        )  # fmt: skip
+        formats = [r.json()["encoding_format"] for r in server.requests]
+    assert proc.returncode == 0, proc.stderr
+    assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 8
+    assert formats.count("base64") == (0 if flag else 1)
+    assert formats.count("float") == len(formats) - (0 if flag else 1) > 1
+    assert_clean(report)

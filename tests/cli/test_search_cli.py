@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import base64
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from funcpipe_rag.serve import EmbeddingServer
 from tests.cli.helpers import SAMPLE_CORPUS, run_cli
+from tests.embedders.loopback import Reply, Request, drip, endless_chunked, loopback
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +44,64 @@ def test_search_text_output_and_errors(sample_index: Path, tmp_path: Path) -> No
     assert missing.returncode == 2 and "index not found" in missing.stderr
     empty = run_cli("search", "  ", "--index", str(sample_index))
     assert empty.returncode == 2 and "query is empty" in empty.stderr
+
+
+# -- the query over HTTP: bounded time and memory, no secret shown ---------------
+
+
+@pytest.fixture(scope="module")
+def http_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index built with --embedder openai, so a search embeds its query over HTTP."""
+    db = tmp_path_factory.mktemp("http-idx") / "http.db"
+    server = EmbeddingServer().start()
+    try:
+        proc = run_cli(
+            "ingest", str(SAMPLE_CORPUS / "reference"), "--index", str(db), "--quiet",
+            "--embedder", "openai", "--model", "test-model", "--url", server.url,
+        )  # fmt: skip
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
+def test_a_dripping_server_ends_a_search_within_the_retry_budget(http_index: Path) -> None:
+    with loopback(drip(from_status_line=True)) as server:
+        t0 = time.monotonic()
+        proc = run_cli(
+            "search", "breaker", "--index", str(http_index), "--url", server.url,
+            FUNCPIPE_RETRY_BUDGET="2", timeout=60,
+        )  # fmt: skip
+        elapsed = time.monotonic() - t0
+    assert elapsed < 15, elapsed
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "cannot embed the query" in proc.stderr
+    assert "still answering when the retry budget (2 s) ran out" in proc.stderr
+
+
+def test_an_endless_answer_ends_a_search_at_the_cap(http_index: Path) -> None:
+    with loopback(endless_chunked) as server:
+        proc = run_cli("search", "breaker", "--index", str(http_index), "--url", server.url)
+        sent = server.sent
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "cannot embed the query" in proc.stderr and "MiB cap" in proc.stderr
+    assert sent < 100 << 20, sent
+
+
+def test_a_search_url_password_is_not_shown(http_index: Path) -> None:
+    auth: list[str] = []
+
+    def fail(request: Request, reply: Reply) -> None:
+        auth.append(request.headers.get("authorization", ""))
+        reply.json(503, {"error": "down"})
+
+    with loopback(fail) as server:
+        url = server.url.replace("http://", "http://user:s3cret@")
+        proc = run_cli(
+            "search", "breaker", "--index", str(http_index), "--url", url,
+            FUNCPIPE_MAX_ATTEMPTS="1",
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"{server.url}/v1/embeddings answered 503" in proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+    assert auth == ["Basic " + base64.b64encode(b"user:s3cret").decode()]

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from funcpipe_rag.embedders.http import HttpEmbedder, is_retryable, parse_retry_after
+from funcpipe_rag.embedders.failures import is_retryable, parse_retry_after
+from funcpipe_rag.embedders.http import HttpEmbedder
 from funcpipe_rag.errors import ConfigError, ResourceClosedError
 from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.policies.retries import RetryPolicy
@@ -336,3 +337,5 @@ def test_retryable_classification() -> None:
     assert not any(is_retryable(err("EMBED/HTTP", s)) for s in (400, 401, 403, 404, 413, 422))
     assert all(is_retryable(err(c)) for c in ("EMBED/CONNECT", "EMBED/TIMEOUT", "EMBED/DROPPED"))
     assert not is_retryable(err("EMBED/BAD_JSON", 200))
+    assert not any(is_retryable(err(c, 200)) for c in ("EMBED/TOO_BIG_ANSWER", "EMBED/BAD_DIM"))
+    assert not is_retryable(err("EMBED/REDIRECT", 307))

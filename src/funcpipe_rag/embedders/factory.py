@@ -64,20 +64,42 @@ def open_embedder(settings: RunSettings, ledger: ResourceLedger) -> Embedder:
     """The embedder for ``settings``; the caller owns it and must close it."""
     if settings.embedder == "hash":
         return InProcessHashEmbedder(dim=settings.dim, model=settings.model, ledger=ledger)
+    return open_http_embedder(
+        settings,
+        ledger,
+        protocol=settings.embedder,
+        url=settings.url,
+        model=settings.model,
+        concurrency=settings.concurrency,
+    )
+
+
+def open_http_embedder(
+    settings: RunSettings,
+    ledger: ResourceLedger,
+    *,
+    protocol: str,
+    url: str,
+    model: str,
+    concurrency: int,
+) -> HttpEmbedder:
+    """An :class:`HttpEmbedder` with the timeouts, retry budget, answer cap and encoding
+    of ``settings`` (an ingest run's, or a search's for its one query)."""
     policy = RetryPolicy(
         max_attempts=settings.max_attempts, max_delay=8.0, max_elapsed=settings.retry_budget
     )
     return HttpEmbedder(
-        protocol=settings.embedder,
-        url=settings.url,
-        model=settings.model,
+        protocol=protocol,
+        url=url,
+        model=model,
         ledger=ledger,
-        api_key=api_key_from_env(settings.embedder),
-        concurrency=settings.concurrency,
+        api_key=api_key_from_env(protocol),
+        concurrency=concurrency,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.timeout,
         retry=policy,
         encoding_format=settings.encoding_format,
+        max_answer_mb=settings.max_answer_mb,
     )
 
 

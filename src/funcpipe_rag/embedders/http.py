@@ -5,75 +5,80 @@
 each counted in the ledger (:mod:`.transport`). Timeouts are explicit (connect, read,
 write, pool).
 
-Failures, per batch:
+Bounds, per batch: the retry budget (``retry_budget`` seconds, waits and attempts
+together, splits included) is also every request's total deadline — each socket
+operation is cut to what is left of it (:mod:`.transport`), so a server that sends one
+byte every few seconds is cut off at the deadline (``EMBED/DEADLINE``), not after one
+read timeout per byte. Each answer is read in a streaming way and refused past its size
+cap (``max_answer_mb``, or sized from the batch: :func:`.answers.answer_cap`), at the
+``Content-Length`` header when it says so (``EMBED/TOO_BIG_ANSWER``).
+
+Failures, per batch (codes and messages: :mod:`.failures`):
 
 * retried with exponential backoff and jitter: 408, 429, 5xx, connect errors,
   timeouts and dropped connections; ``Retry-After`` (seconds or an HTTP date) is
-  honoured up to a cap. Attempts stop at ``max_attempts`` or when the retry budget
-  (``retry_budget`` seconds for the whole batch, waits and attempts together) is
-  spent: each attempt's read timeout is cut to what is left of the budget, so a frozen
-  server costs at most one budget per batch;
-* not retried: 400, 401, 403, 404, 422 and malformed answers;
+  honoured up to a cap. Attempts stop at ``max_attempts`` or when the retry budget is
+  spent;
+* not retried: 400, 401, 403, 404 (with a hint naming the URL tried and the route
+  expected), 422, redirects (``EMBED/REDIRECT``: following one could send the API key
+  to another host), answers over the cap and malformed answers;
 * split: a 413, or a context-length error, halves the batch down to the one
-  offending input, which alone fails (``EMBED/TOO_LARGE``, ``EMBED/CONTEXT_LENGTH``).
+  offending input, which alone fails (``EMBED/TOO_LARGE``, ``EMBED/CONTEXT_LENGTH``);
+* OpenAI protocol: vectors are asked for as base64 (what the official SDK does; about
+  4x cheaper to decode). A server answering floats anyway is fine; one refusing
+  ``encoding_format`` (a 400 or 422 naming it) gets the batch again as float, and float
+  is used for the rest of the run.
 
 :meth:`HttpEmbedder.cancel_inflight` shuts the live sockets down, so requests blocked on
 a stalled server fail at once and no retry starts; the embedding stage calls it when it
 is closed early. The API key is sent as a bearer token and appears nowhere else — not
-in ``repr``, errors or reports.
+in ``repr``, errors or reports; user-info in the URL is never shown either
+(:mod:`.urls` says which credential is sent when both exist).
 """
 
 from __future__ import annotations
 
-import email.utils
+import dataclasses
 import random
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import httpx
 
 from ..errors import ConfigError, ResourceClosedError
 from ..policies.ledger import ResourceLedger
 from ..policies.retries import Clock, RetryPolicy
-from ..result import Err, ErrInfo, Ok, Result, make_errinfo
-from .protocols import PROTOCOLS, BadAnswer, Vector, check_dims
-from .transport import TrackingBackend, TrackingTransport
-
-RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
-RETRYABLE_CODES = frozenset({"EMBED/CONNECT", "EMBED/TIMEOUT", "EMBED/DROPPED"})
-SPLITTABLE_CODES = frozenset({"EMBED/TOO_LARGE", "EMBED/CONTEXT_LENGTH"})
-_CONTEXT_HINTS = (
-    "context length",
-    "context_length",
-    "maximum context",
-    "too long",
-    "too many tokens",
+from ..result import Err, ErrInfo, Ok, Result
+from .answers import (
+    ERROR_BODY_CAP,
+    AnswerTooBig,
+    BadEncoding,
+    DeadlinePassed,
+    answer_cap,
+    read_answer,
 )
+from .failures import (
+    SPLITTABLE_CODES,
+    Peer,
+    deadline_error,
+    is_retryable,
+    redirect_error,
+    status_error,
+    too_big_error,
+    transport_error,
+)
+from .protocols import PROTOCOLS, BadAnswer, Vector, check_dims
+from .transport import Deadline, TrackingBackend, TrackingTransport, deadline_scope
+from .urls import ServerUrl
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def is_retryable(err: ErrInfo) -> bool:
-    if err.code in RETRYABLE_CODES:
-        return True
-    status = err.ctx.get("status")
-    return isinstance(status, int) and status in RETRYABLE_STATUS
+def _gave_up(err: ErrInfo, attempts: int, why: str) -> Err[ErrInfo]:
+    return Err(
+        dataclasses.replace(
+            err, stage="embed", ctx={**err.ctx, "attempts": attempts, "gave_up": why}
+        )
+    )
 
 
 class _AbortableClock:
@@ -90,7 +95,11 @@ class _AbortableClock:
 
 
 class HttpEmbedder:
-    """A client for one embedding server; thread-safe; ``close()`` is idempotent."""
+    """A client for one embedding server; thread-safe; ``close()`` is idempotent.
+
+    ``url`` is the server's base URL (for the OpenAI protocol a trailing ``/v1`` is
+    accepted too); ``max_answer_mb`` 0 sizes the answer cap from each request.
+    """
 
     def __init__(
         self,
@@ -104,7 +113,8 @@ class HttpEmbedder:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        encoding_format: str = "float",
+        encoding_format: str = "base64",
+        max_answer_mb: float = 0.0,
         max_batch_bytes: int = 1 << 20,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -112,21 +122,28 @@ class HttpEmbedder:
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ConfigError(f"unknown embedding protocol {protocol!r}")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--url must start with http:// or https://, got {url!r}")
+        self._protocol = PROTOCOLS[protocol]
+        self._url = ServerUrl.parse(url, self._protocol.path, strip_v1=protocol == "openai")
         if protocol in ("openai", "ollama") and not model:
             raise ConfigError(f"--embedder {protocol} needs --model (the server's model name)")
         if encoding_format not in ("float", "base64"):
             raise ConfigError(f"encoding_format must be float or base64, got {encoding_format!r}")
+        if max_answer_mb < 0:
+            raise ConfigError(f"max_answer_mb must be >= 0, got {max_answer_mb}")
         self.name = protocol
         self.model = model or "default"
-        self._protocol = PROTOCOLS[protocol]
-        self._endpoint = url.rstrip("/") + self._protocol.path
+        self._endpoint = self._url.endpoint
         self._encoding = encoding_format
+        self._encoding_lock = threading.Lock()
+        self._max_answer_mb = max_answer_mb
         self._max_batch_bytes = max_batch_bytes
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
-        self._retry = retry if retry is not None else RetryPolicy(max_attempts=4, max_delay=8.0)
+        self._retry = (
+            retry
+            if retry is not None
+            else RetryPolicy(max_attempts=4, max_delay=8.0, max_elapsed=45.0)
+        )
         self._cancel = threading.Event()
         self._clock: Clock = clock if clock is not None else _AbortableClock(self._cancel)
         self._rng = rng if rng is not None else random.Random()
@@ -142,21 +159,41 @@ class HttpEmbedder:
             max_keepalive_connections=concurrency,
             keepalive_expiry=30.0,
         )
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        headers, self.credential = self._url.auth_header(api_key)
+        self._peer = Peer(
+            shown=self._url.shown,
+            protocol=protocol,
+            route=self._url.route,
+            credential=self.credential,
+            budget_s=self._retry.max_elapsed,
+            secrets=self._url.secrets(api_key),
+        )
+        # Uncompressed answers: their size is what the cap measures (see .answers).
+        headers["Accept-Encoding"] = "identity"
         # A test may pass httpx.MockTransport for answers no real server gives on demand.
+        # Redirects are never followed (httpx's default, stated because it matters).
         self._client = httpx.Client(
             transport=transport or TrackingTransport(limits=limits, backend=self._backend),
             headers=headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            follow_redirects=False,
         )
-        self._handle = ledger.acquire("http_client", f"{protocol} {url}")
+        self._handle = ledger.acquire(
+            "http_client", f"{protocol} {self._url.shown} (credential: {self.credential})"
+        )
         self._closed = False
 
-    def __repr__(self) -> str:  # never shows the API key
+    def __repr__(self) -> str:  # never shows the API key or the URL's user-info
         return (
-            f"HttpEmbedder(protocol={self.name!r}, endpoint={self._endpoint!r}, "
-            f"model={self.model!r})"
+            f"HttpEmbedder(protocol={self.name!r}, endpoint={self._url.shown!r}, "
+            f"model={self.model!r}, credential={self.credential!r})"
         )
+
+    @property
+    def encoding_format(self) -> str:
+        """``base64`` or ``float``: what the next OpenAI request asks for."""
+        with self._encoding_lock:
+            return self._encoding
 
     def expect_dim(self, dim: int) -> None:
         """Fix the dimension in advance (from the index); answers of another size fail."""
@@ -170,9 +207,13 @@ class HttpEmbedder:
     # -- one batch -----------------------------------------------------------------
 
     def embed_batch(self, texts: Sequence[str]) -> list[Result[Vector, ErrInfo]]:
-        """One result per text, in order; safe to call from several threads."""
+        """One result per text, in order; safe to call from several threads.
+
+        The whole call — byte-size slices, 413 splits, retries — fits in one retry budget.
+        """
         if self._closed:
             raise ResourceClosedError("the embedding client is closed")
+        deadline = self._clock.monotonic() + self._retry.max_elapsed
         out: list[Result[Vector, ErrInfo]] = []
         start = 0
         while start < len(texts):
@@ -182,32 +223,49 @@ class HttpEmbedder:
             ):
                 size += len(texts[end]) * 4  # a bound on UTF-8 bytes, without encoding twice
                 end += 1
-            out.extend(self._embed_slice(texts[start:end]))
+            out.extend(self._embed_slice(texts[start:end], deadline))
             start = end
         return out
 
-    def _embed_slice(self, texts: Sequence[str]) -> list[Result[Vector, ErrInfo]]:
-        outcome = self._with_retries(texts)
+    def _embed_slice(self, texts: Sequence[str], deadline: float) -> list[Result[Vector, ErrInfo]]:
+        outcome = self._with_retries(texts, deadline)
         if isinstance(outcome, Ok):
             return [Ok(v) for v in outcome.value]
         err = outcome.error
         if err.code in SPLITTABLE_CODES and len(texts) > 1:
             mid = len(texts) // 2
-            return self._embed_slice(texts[:mid]) + self._embed_slice(texts[mid:])
+            return self._embed_slice(texts[:mid], deadline) + self._embed_slice(
+                texts[mid:], deadline
+            )
         return [Err(err) for _ in texts]
 
-    def _with_retries(self, texts: Sequence[str]) -> Result[list[Vector], ErrInfo]:
+    def _with_retries(self, texts: Sequence[str], deadline: float) -> Result[list[Vector], ErrInfo]:
         policy, clock = self._retry, self._clock
-        start = clock.monotonic()
         attempt = 0
+        fell_back = False
         while True:
+            left = deadline - clock.monotonic()
+            if left <= 0:  # spent by earlier slices or splits of the same batch
+                err = self._peer.err(
+                    "EMBED/DEADLINE",
+                    f"the retry budget ({policy.max_elapsed:g} s) was spent before "
+                    f"{self._url.shown} answered",
+                )
+                return _gave_up(err, attempt, "retry budget spent")
             attempt += 1
-            left = policy.max_elapsed - (clock.monotonic() - start)
-            outcome = self._request(texts, read_timeout=max(0.05, min(self._read_timeout, left)))
+            outcome = self._request(texts, left)
             if isinstance(outcome, Ok):
                 return outcome
             err = outcome.error
+            if err.ctx.get("encoding_refused") and not fell_back:
+                # The server does not take base64: this batch again as float, at once,
+                # and float from now on (other threads see it at their next request).
+                fell_back = True
+                with self._encoding_lock:
+                    self._encoding = "float"
+                continue
             gave_up = ""
+            delay = 0.0
             if self._cancel.is_set():
                 gave_up = "cancelled"
             elif not is_retryable(err):
@@ -217,68 +275,61 @@ class HttpEmbedder:
             else:
                 with self._rng_lock:
                     delay = policy.delay_for(err, attempt, self._rng)
-                if clock.monotonic() - start + delay >= policy.max_elapsed:
+                if clock.monotonic() + delay >= deadline:
                     gave_up = "retry budget spent"
             if gave_up:
-                return Err(
-                    make_errinfo(
-                        err.code,
-                        err.msg,
-                        stage="embed",
-                        attempts=attempt,
-                        gave_up=gave_up,
-                        **err.ctx,
-                    )
-                )
+                return _gave_up(err, attempt, gave_up)
             clock.sleep(delay)
 
-    def _request(
-        self, texts: Sequence[str], *, read_timeout: float
-    ) -> Result[list[Vector], ErrInfo]:
-        body = self._protocol.body(texts, self.model, self._encoding)
+    def _request(self, texts: Sequence[str], left: float) -> Result[list[Vector], ErrInfo]:
+        """One attempt; it ends within ``left`` seconds whatever the server does."""
+        encoding = self.encoding_format
+        body = self._protocol.body(texts, self.model, encoding)
         timeout = httpx.Timeout(
-            read_timeout, connect=self._connect_timeout, pool=self._read_timeout
+            min(self._read_timeout, left),
+            connect=min(self._connect_timeout, left),
+            pool=min(self._read_timeout, left),
         )
-        where = f"{self._endpoint}"
+        # The socket layer's deadline is real time, whatever clock paces the retries.
+        deadline = Deadline(time.monotonic() + left)
         try:
-            response = self._client.post(self._endpoint, json=body, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "answer"
-            code = "EMBED/CONNECT" if kind == "connect" else "EMBED/TIMEOUT"
-            return Err(make_errinfo(code, f"no {kind} from {where} within the timeout", exc=exc))
-        except httpx.ConnectError as exc:
-            return Err(make_errinfo("EMBED/CONNECT", f"cannot connect to {where}", exc=exc))
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            return Err(make_errinfo("EMBED/DROPPED", f"{where} dropped the connection", exc=exc))
+            with (
+                deadline_scope(deadline),
+                self._client.stream("POST", self._endpoint, json=body, timeout=timeout) as answer,
+            ):
+                return self._read(answer, len(texts), deadline, encoding)
         except httpx.HTTPError as exc:
-            return Err(make_errinfo("EMBED/HTTP", f"request to {where} failed", exc=exc))
-        status = response.status_code
-        if status >= 400:
-            return Err(self._status_error(response))
+            return Err(transport_error(self._peer, exc, deadline))
+
+    def _read(
+        self, answer: httpx.Response, n: int, deadline: Deadline, encoding: str
+    ) -> Result[list[Vector], ErrInfo]:
+        """Check and read one streamed answer (httpx errors are the caller's)."""
+        status = answer.status_code
+        peer = self._peer
+        if 300 <= status < 400:
+            return Err(redirect_error(peer, answer))
+        failed = status >= 400
+        # An error answer is read only for its message: its first bytes are enough.
+        cap = ERROR_BODY_CAP if failed else answer_cap(n, self.dim, self._max_answer_mb)
         try:
-            vectors = self._protocol.parse(response.content, len(texts))
+            content = read_answer(answer, cap=cap, deadline=deadline, truncate=failed)
+        except AnswerTooBig as exc:
+            return Err(too_big_error(peer, status, exc))
+        except DeadlinePassed as exc:
+            return Err(deadline_error(peer, exc.received))
+        except BadEncoding as exc:
+            return Err(peer.err("EMBED/BAD_JSON", f"{peer.shown}: {exc}", status=status))
+        if failed:
+            text = content.decode("utf-8", "replace")
+            return Err(status_error(peer, status, answer.headers, text, sent_encoding=encoding))
+        try:
+            vectors = self._protocol.parse(content, n)
             with self._dim_lock:
                 self.dim = check_dims(vectors, self.dim)
         except BadAnswer as exc:
-            return Err(make_errinfo(exc.code, f"{where}: {exc}", status=status))
+            return Err(peer.err(exc.code, f"{peer.shown}: {exc}", status=status))
         return Ok(vectors)
-
-    def _status_error(self, response: httpx.Response) -> ErrInfo:
-        status = response.status_code
-        text = response.text[:500]
-        ctx: dict[str, Any] = {"status": status}
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if retry_after is not None:
-            ctx["retry_after"] = retry_after
-        if status == 413:
-            return make_errinfo("EMBED/TOO_LARGE", "request too large (413)", **ctx)
-        if status in (400, 422) and any(h in text.lower() for h in _CONTEXT_HINTS):
-            return make_errinfo(
-                "EMBED/CONTEXT_LENGTH", "input longer than the model's context", **ctx
-            )
-        return make_errinfo(
-            f"EMBED/HTTP_{status}", f"{self._endpoint} answered {status}: {text[:200]}", **ctx
-        )
 
     # -- lifecycle -----------------------------------------------------------------
 

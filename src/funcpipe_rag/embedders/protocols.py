@@ -58,6 +58,8 @@ class WireProtocol:
             doc = json.loads(content)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadAnswer("EMBED/BAD_JSON", f"answer is not JSON: {exc}") from None
+        except RecursionError:  # "[[[[..." a few thousand deep: not a crash of the run
+            raise BadAnswer("EMBED/BAD_JSON", "answer is JSON nested too deep") from None
         if self.name == "openai":
             raw = _openai_vectors(doc, n)
         elif self.name == "ollama":

@@ -9,6 +9,12 @@ It also knows every live stream, so :meth:`TrackingBackend.abort_all` can shut t
 sockets down: a request blocked in ``recv`` on a stalled server then fails at once
 instead of waiting out its read timeout. That is how an early stop cancels in-flight
 requests.
+
+And it enforces a request's total deadline. httpx's timeouts are per operation: a
+server sending one byte every few seconds never trips a 30 s read timeout, and could
+hold a request forever. Inside :func:`deadline_scope` every connect, write and read of
+the calling thread has its timeout cut to what is left until the deadline, so a
+request ends at its deadline, whatever the server does.
 """
 
 from __future__ import annotations
@@ -16,13 +22,58 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import httpcore
 import httpx
 
 from ..policies.ledger import Handle, ResourceLedger
+
+
+@dataclass(slots=True)
+class Deadline:
+    """When the request in progress on this thread must end (``time.monotonic()``),
+    and how many bytes it has received so far (to tell a silent server from a slow
+    one)."""
+
+    at: float
+    received: int = 0
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+
+# httpx's sync client does all the I/O of a request on the calling thread, so a context
+# variable reaches the socket calls of exactly that request.
+_CURRENT: ContextVar[Deadline | None] = ContextVar("funcpipe_http_deadline", default=None)
+# Loopback and LAN window updates free at least this much, so a piece leaves in one send.
+_WRITE_PIECE = 16 * 1024
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: Deadline) -> Iterator[Deadline]:
+    """Socket operations of this thread end by ``deadline.at`` while the scope is open."""
+    token = _CURRENT.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _CURRENT.reset(token)
+
+
+def _cut(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of the current deadline; raise ``expired`` when
+    nothing is left."""
+    deadline = _CURRENT.get()
+    if deadline is None:
+        return timeout
+    left = deadline.left()
+    if left <= 0:
+        raise expired("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
 
 
 class _TrackedStream(httpcore.NetworkStream):
@@ -35,10 +86,23 @@ class _TrackedStream(httpcore.NetworkStream):
         self._closed = False
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, timeout)
+        data = self._inner.read(max_bytes, _cut(timeout, httpcore.ReadTimeout))
+        deadline = _CURRENT.get()
+        if deadline is not None:
+            deadline.received += len(data)
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout)
+        # httpcore restarts the timeout after every partial send, so a peer reading a
+        # byte at a time could stretch one big write forever; small pieces, each cut
+        # to the deadline, end it there.
+        if len(buffer) <= _WRITE_PIECE:
+            self._inner.write(buffer, _cut(timeout, httpcore.WriteTimeout))
+            return
+        view = memoryview(buffer)
+        for at in range(0, len(view), _WRITE_PIECE):
+            piece = bytes(view[at : at + _WRITE_PIECE])
+            self._inner.write(piece, _cut(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         if self._closed:
@@ -89,6 +153,7 @@ class TrackingBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
+        timeout = _cut(timeout, httpcore.ConnectTimeout)
         inner = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         handle = self._ledger.acquire("http_connection", f"{self._label} {host}:{port}")
         stream = _TrackedStream(inner, self, handle)
