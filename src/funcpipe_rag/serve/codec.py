@@ -2,9 +2,10 @@
 
 Requests are read by a small JSON scanner rather than ``json.loads``, so that nothing
 is built that the limits do not allow: the inputs are counted as they are read and the
-read stops at the first one over a limit, other fields are stepped over without being
-built, and nesting is capped. Strings are decoded by the ``json`` module's own
-``scanstring``, so what is accepted decodes exactly as ``json.loads`` would decode it.
+read stops at the first one over a limit; other fields are stepped over without being
+built, and their nesting and size (in values) are capped. Strings are decoded by the
+``json`` module's own ``scanstring``, so what is accepted decodes exactly as
+``json.loads`` would decode it (a property test holds the two together).
 
 Errors are answered in the route's own style::
 
@@ -47,7 +48,12 @@ EMBED_ROUTES: Final[dict[str, Api]] = {
     "/embed": "tei",
 }
 _MAX_DEPTH: Final = 32  # nesting allowed in fields the server ignores
+# Values allowed in fields the server ignores (real clients send a few: "user",
+# "dimensions", Ollama's "options"); stepping over one costs a few microseconds, so
+# this bounds the time a body can cost as well as its memory.
+_MAX_IGNORED: Final = 10_000
 _WS = re.compile(r"[ \t\n\r]*")
+_NEXT_INPUT = re.compile(r'[ \t\n\r]*(?:(\])|,[ \t\n\r]*")')  # end of list, or next string
 _SCALAR = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null")
 _TEI_TYPES: Final = {"invalid_request_error": "validation"}
 
@@ -75,6 +81,7 @@ class _Scanner:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.skipped = 0
 
     def peek(self) -> str:
         """The next significant character ("" at the end), after skipping whitespace."""
@@ -98,6 +105,9 @@ class _Scanner:
 
     def skip(self, depth: int = 0) -> None:
         """Step over one value without building it (strings are bounded by the body)."""
+        self.skipped += 1
+        if self.skipped > _MAX_IGNORED:
+            raise BadRequest(f"request body has over {_MAX_IGNORED} values in ignored fields")
         char = self.peek()
         if char == '"':
             self.string()
@@ -147,27 +157,40 @@ def _read_texts(sc: _Scanner, key: str, limits: ServerLimits) -> list[str]:
     if char != "[":
         raise wrong_type
     sc.pos += 1
-    if sc.peek() == "]":
+    char = sc.take()
+    if char == "]":
         raise BadRequest(f"'{key}' must not be an empty list")
-    texts, total = [], 0
-    while True:
-        if sc.peek() != '"':
-            raise wrong_type
-        if len(texts) == limits.max_inputs:  # refused before the next input is built
+    if char != '"':
+        raise wrong_type
+    # The hot loop of every request: one scanstring and one regex match per input, the
+    # checks inlined (the helpers run only to raise).
+    text, pos, texts, total = sc.text, sc.pos, [], 0
+    most, longest, most_chars = limits.max_inputs, limits.max_input_chars, limits.max_total_chars
+    while True:  # Invariant: pos is just past the opening quote of the next input.
+        if len(texts) == most:  # refused before the next input is built
             raise LimitExceeded(
-                "max_inputs", f"'{key}' has more than {limits.max_inputs} inputs; the maximum is"
-                f" {limits.max_inputs} per request",
+                "max_inputs", f"'{key}' has more than {most} inputs; the maximum is {most} per"
+                " request",
             )  # fmt: skip
-        text = sc.string()
-        _check_length(text, len(texts), limits)
-        total += len(text)
-        _check_total(total, limits)
-        texts.append(text)
-        char = sc.take()
-        if char == "]":
-            return texts
-        if char != ",":
+        try:
+            value, pos = scanstring(text, pos, True)
+        except ValueError:
+            raise _NotJson from None
+        total += len(value)
+        if len(value) > longest or total > most_chars:
+            _check_length(value, len(texts), limits)
+            _check_total(total, limits)
+        texts.append(value)
+        match = _NEXT_INPUT.match(text, pos)
+        if match is None:
+            sc.pos = pos
+            if sc.take() == "," and sc.peek() not in ('"', ""):
+                raise wrong_type
             raise _NotJson
+        if match.group(1):  # the closing bracket
+            sc.pos = match.end()
+            return texts
+        pos = match.end()
 
 
 def _check_length(text: str, index: int, limits: ServerLimits) -> None:
@@ -296,6 +319,6 @@ def model_doc(model: str, created: int) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": created, "owned_by": "funcpipe"}
 
 
-def models_doc(models: list[str], created: int) -> bytes:
+def models_doc(models: list[str], created: int) -> dict[str, Any]:
     """OpenAI's ``GET /v1/models`` answer."""
-    return json.dumps({"object": "list", "data": [model_doc(m, created) for m in models]}).encode()
+    return {"object": "list", "data": [model_doc(m, created) for m in models]}

@@ -115,7 +115,7 @@ class Handler(BaseHTTPRequestHandler):
         limits, reader = self._state.limits, self._reader
         self.command, self.requestline, self.request_version = "", "", self.protocol_version
         self._started = False
-        if self._requests:  # a kept-alive connection: the first connection's deadline is set
+        if self._requests:  # kept alive; a new connection's deadline was set by setup()
             self._phase = "idle"
             reader.deadline = time.monotonic() + limits.idle_timeout
         reader.budget = _MAX_HEAD + _READ_AHEAD
@@ -130,7 +130,7 @@ class Handler(BaseHTTPRequestHandler):
             self.raw_requestline = self.rfile.readline(_MAX_HEAD + 1)
             if len(self.raw_requestline) > _MAX_HEAD:
                 self.send_error(414, f"request line over {_MAX_HEAD} bytes")
-                self.wfile.flush()
+                self._refuse_unread()
                 return
             if not self.parse_request():
                 return
@@ -143,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except HeadTooLarge:
             self.send_error(431, f"request line and headers over {_MAX_HEAD} bytes")
-            self.wfile.flush()
+            self._refuse_unread()
         except WriteTimeout:
             self._state.record_timeout("write")
             self.close_connection = True
@@ -186,6 +186,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(400, "invalid Content-Length", api)
             raise _Answered(self._refuse_unread())
         if length > limits.max_body_bytes:
+            self.close_connection = True  # the body stays unread
             message = (
                 f"request body of {length} bytes is over the limit of {limits.max_body_bytes} bytes"
             )
