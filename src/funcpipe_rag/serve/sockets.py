@@ -107,10 +107,10 @@ class ResponseWriter(io.BufferedIOBase):
 def linger(sock: socket.socket, seconds: float, stopping: threading.Event) -> None:
     """Half-close, then read and discard what the client still sends, for a while.
 
-    A server that closes a socket with unread bytes in it sends a reset, and the client,
-    still sending the body that was refused, then never reads the answer (a 413) that
-    was sent before. Discarding into a fixed buffer keeps memory flat; the time cap and
-    ``stopping`` keep the thread from being held.
+    A socket closed with unread bytes in it sends a reset: the client's sends of the
+    refused body fail, and an answer (a 413) still in flight can be lost with them.
+    Discarding into a fixed buffer keeps memory flat; the time cap and ``stopping`` keep
+    the thread from being held.
     """
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
