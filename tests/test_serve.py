@@ -46,6 +46,20 @@ def outcomes(srv: EmbeddingServer) -> list[str]:
     return [e["outcome"] for e in srv.stats()["request_log"]]
 
 
+def error_message(r: httpx.Response) -> str:
+    """The message of an error answer, checked to be in its route's own style."""
+    doc = r.json()
+    route = r.request.url.path
+    if route == "/api/embed":
+        assert set(doc) == {"error"} and isinstance(doc["error"], str)
+        return str(doc["error"])
+    if route == "/embed":
+        assert set(doc) == {"error", "error_type"} and isinstance(doc["error"], str)
+        return str(doc["error"])
+    assert set(doc["error"]) == {"message", "type", "param", "code"}
+    return str(doc["error"]["message"])
+
+
 def wait_until(predicate: Any, timeout: float = 3.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -97,6 +111,23 @@ def test_dim_is_configurable() -> None:
         assert len(c.post("/embed", json={"inputs": "x y"}).json()[0]) == 32
 
 
+def test_models_list_and_retrieve(server: EmbeddingServer) -> None:
+    with client(server) as c:
+        listed = c.get("/v1/models").json()
+        one = c.get("/v1/models/text-embedding-3-small").json()
+        slashed = c.get("/v1/models/BAAI/bge-small-en-v1.5").json()
+        escaped = c.get("/v1/models/a%20b").json()
+        assert c.post("/v1/models").status_code == 405
+        assert c.post("/v1/models/x").headers["allow"] == "GET"
+        assert c.get("/v1/models/").status_code == 404
+    assert listed["object"] == "list"
+    (model,) = listed["data"]
+    assert model["id"] == "hash-ngram-v1" and model["object"] == "model"
+    assert model["owned_by"] == "funcpipe" and time.time() - 60 < model["created"] <= time.time()
+    assert one == {**model, "id": "text-embedding-3-small"}  # any name is served
+    assert slashed["id"] == "BAAI/bge-small-en-v1.5" and escaped["id"] == "a b"
+
+
 def test_health_stats_404_405(server: EmbeddingServer) -> None:
     with client(server) as c:
         assert c.get("/health").json() == {"status": "ok"}
@@ -129,7 +160,7 @@ def test_health_stats_404_405(server: EmbeddingServer) -> None:
 def test_bad_bodies_get_400(path: str, body: bytes, message: str) -> None:
     with EmbeddingServer(dim=16) as srv, client(srv) as c:
         r = c.post(path, content=body)
-        assert r.status_code == 400 and message in r.json()["error"]["message"]
+        assert r.status_code == 400 and message in error_message(r)
         assert c.post("/embed", json={"inputs": "still fine"}).status_code == 200
         assert srv.stats()["connections_accepted"] == 1
     assert outcomes(srv) == ["invalid", "ok"]
@@ -400,13 +431,22 @@ def test_port_in_use_raises_oserror(server: EmbeddingServer) -> None:
 
 
 def test_ipv6_loopback() -> None:
-    try:
-        srv = EmbeddingServer(host="::1", dim=16).start()
-    except OSError:
-        pytest.skip("no IPv6 loopback here")
-    with srv, client(srv) as c:
-        assert srv.url.startswith("http://[::1]:")
+    with EmbeddingServer(host="::1", dim=16) as srv, client(srv) as c:
+        assert srv.url.startswith("http://[::1]:") and srv.loopback
         assert c.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("localhost", True), ("127.0.0.2", True), ("0.0.0.0", False)],
+)
+def test_loopback_tells_whether_other_machines_can_reach_it(host: str, loopback: bool) -> None:
+    with EmbeddingServer(host=host, dim=16) as srv:
+        assert srv.loopback is loopback
+        # Reached over loopback only, whatever the bound address.
+        url = f"http://127.0.0.1:{srv.port}" if host == "0.0.0.0" else srv.url
+        with httpx.Client(base_url=url, timeout=5) as c:
+            assert c.get("/health").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,11 @@ import base64
 from collections.abc import Iterator
 
 import numpy as np
+import openai
 import pytest
 
 from funcpipe_rag.embedders.hashing import HashEmbedder
 from funcpipe_rag.serve import EmbeddingServer, FaultConfig
-
-openai = pytest.importorskip("openai")
 
 TEXTS = ["the circuit breaker trips", "a socket left open is a leak", "embeddings, éé"]
 
@@ -62,3 +61,22 @@ def test_sdk_retries_a_429_with_retry_after() -> None:
     log = srv.stats()["request_log"]
     assert [e["outcome"] for e in log] == ["status:429", "ok"]
     assert log[1]["t"] - log[0]["t"] >= 0.05  # the SDK honoured Retry-After
+
+
+def test_sdk_lists_and_retrieves_models(server: EmbeddingServer) -> None:
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as client:
+        models = list(client.models.list())
+        one = client.models.retrieve("text-embedding-3-small")
+    assert [m.id for m in models] == ["hash-ngram-v1"]
+    assert models[0].object == "model" and models[0].owned_by == "funcpipe"
+    assert one.id == "text-embedding-3-small" and one.created == models[0].created
+
+
+def test_sdk_sees_a_limit_as_a_bad_request() -> None:
+    with (
+        EmbeddingServer(dim=16) as srv,
+        openai.OpenAI(base_url=f"{srv.url}/v1", api_key="x", max_retries=0) as client,
+        pytest.raises(openai.BadRequestError) as caught,
+    ):
+        client.embeddings.create(model="m", input=["x"] * 2049)
+    assert caught.value.code == "too_many_inputs" and "2048" in caught.value.message

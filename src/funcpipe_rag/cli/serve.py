@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -13,12 +14,31 @@ from typing import Annotated, cast
 import typer
 
 from ..errors import ConfigError
-from ..serve import CorruptMode, EmbeddingServer, FaultConfig
+from ..serve import CorruptMode, EmbeddingServer, FaultConfig, ServerLimits
 from ..summary import EXIT_USAGE
 from . import render
 
 _FAULTS = "Fault injection"
+_LIMITS = "Limits"
+_DEFAULT = ServerLimits()
+_MIB = 1024 * 1024
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _body_bytes(max_body_mb: float) -> int:
+    """``--max-body-mb`` (MiB, fractions allowed) in bytes."""
+    if not (math.isfinite(max_body_mb) and max_body_mb * _MIB >= 1):
+        raise ConfigError(f"--max-body-mb must be a positive number, got {max_body_mb!r}")
+    return int(max_body_mb * _MIB)
+
+
+def _warn_if_exposed(server: EmbeddingServer) -> None:
+    if not server.loopback:
+        render.note_line(
+            f"funcpipe: warning: {server.url} is reachable from the network and has no"
+            " authentication: anyone who can reach this host can use it (--host 127.0.0.1"
+            " keeps it local)"
+        )
 
 
 def _write_port_file(path: Path, port: int) -> None:
@@ -141,11 +161,68 @@ def serve_command(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the fault schedule.", rich_help_panel=_FAULTS)
     ] = 0,
+    max_body_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-body-mb",
+            help="413 for a request body over this many MiB.",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = _DEFAULT.max_body_bytes / _MIB,
+    max_inputs: Annotated[
+        int,
+        typer.Option("--max-inputs", help="Inputs per request.", rich_help_panel=_LIMITS),
+    ] = _DEFAULT.max_inputs,
+    max_input_chars: Annotated[
+        int,
+        typer.Option("--max-input-chars", help="Characters per input.", rich_help_panel=_LIMITS),
+    ] = _DEFAULT.max_input_chars,
+    max_total_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-total-chars",
+            help="Characters per request, all inputs together.",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = _DEFAULT.max_total_chars,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            help="Open connections; more get a 503.",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = _DEFAULT.max_connections,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            help="Seconds for a request line and headers to arrive.",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = _DEFAULT.header_timeout,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            help="Seconds for a body to arrive, or an answer to be taken.",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = _DEFAULT.body_timeout,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            help="Seconds a keep-alive connection may wait idle.",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = _DEFAULT.idle_timeout,
 ) -> None:
     """Serve embeddings (OpenAI, Ollama and TEI routes) with optional fault injection.
 
-    Prints the URL on stdout once listening; SIGINT or SIGTERM stops it (exit 0).
-    Exit 2 for invalid flags, 1 if the address cannot be bound.
+    Prints the URL on stdout once listening, and a warning on stderr when the address
+    is reachable from other machines (there is no authentication); SIGINT or SIGTERM
+    stops it (exit 0). Exit 2 for invalid flags, 1 if the address cannot be bound.
     """
     try:
         faults = FaultConfig(
@@ -154,8 +231,16 @@ def serve_command(
             max_batch=max_batch, context_limit=context_limit,
             corrupt=cast(CorruptMode | None, corrupt), corrupt_rate=corrupt_rate, seed=seed,
         )  # fmt: skip
+        limits = ServerLimits(
+            max_body_bytes=_body_bytes(max_body_mb), max_inputs=max_inputs,
+            max_input_chars=max_input_chars, max_total_chars=max_total_chars,
+            max_connections=max_connections, header_timeout=header_timeout,
+            body_timeout=body_timeout, idle_timeout=idle_timeout,
+        )  # fmt: skip
         log = (lambda line: print(line, file=sys.stderr, flush=True)) if verbose else None
-        server = EmbeddingServer(host=host, port=port, dim=dim, faults=faults, on_log=log)
+        server = EmbeddingServer(
+            host=host, port=port, dim=dim, faults=faults, limits=limits, on_log=log
+        )
     except ConfigError as exc:
         render.error_line(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -167,6 +252,7 @@ def serve_command(
             render.error_line(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
             raise typer.Exit(1) from None
         with server:
+            _warn_if_exposed(server)
             if port_file is not None:
                 try:
                     _write_port_file(port_file, server.port)
