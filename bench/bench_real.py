@@ -1,0 +1,265 @@
+"""The client on real files: is funcpipe close to the physical limit? (issue 15's targets)
+
+Corpus: the real corpus (``bench/corpus.py``: CPython's stdlib + ``/usr/share/doc``,
+about 3,600 files, 64 MB). Every comparison is measured side by side in this one run;
+``baseline`` rows run commit 74256c1 (the code issue 15 measured) from a git worktree,
+``current`` rows run this checkout. Rates are reported, never asserted.
+
+* splitter: funcpipe's splitter against LangChain's ``RecursiveCharacterTextSplitter(800,
+  100)`` on the same decoded text, code (``*.py``) and prose (the rest) apart, MB/s of
+  text, best of 3 (target: at least 2x).
+* hash into index: ``funcpipe ingest`` with the in-process hash embedder into a new
+  SQLite index, in a fresh process; chunks/s is stored chunks over the run's wall time,
+  peak RSS from the run's own report (target: current at least 2x baseline).
+* http: ``funcpipe serve`` in its own process; the ceiling is a raw keep-alive client
+  (4 threads, one ``httpx.Client``) posting pre-built 64-chunk bodies of this corpus's
+  chunks, answers read but not decoded; ``funcpipe ingest --embedder openai
+  --concurrency 4`` into a new SQLite index; ratio = ingest inputs/s over ceiling
+  inputs/s, for base64 and float answers (targets: 0.5 and 0.7; peak RSS at most 100 MB).
+  Inputs are distinct chunks sent (``chunks.embedded``).
+* plan: ``funcpipe ingest --plan`` on the unchanged tree, process wall time including
+  interpreter start-up, best of 3 (target: at most 0.5 s).
+
+Run: ``python -m bench real`` (about five minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .corpus import BASELINE_COMMIT, baseline_src, corpus_files, real_corpus
+
+Row = dict[str, Any]
+MODEL = "bench-model"
+BATCH = 64
+CONCURRENCY = 4
+CEILING_BODIES = 240
+TIMEOUT_S = 900
+
+
+def _env(src: Path | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCPIPE_")}
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    env.update(extra)
+    return env
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "funcpipe_rag.cli"]
+
+
+def _ingest(
+    args: list[str], work: Path, src: Path | None, **env: str
+) -> tuple[dict[str, Any], float]:
+    """One ``funcpipe ingest`` in a fresh process: its summary and the process wall time."""
+    report = work / "report.json"
+    report.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [*_cli(), "ingest", *args, "--report", "none", "--report-file", str(report), "--quiet"],
+        cwd=work,
+        env=_env(src, **env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    if not report.exists():
+        raise RuntimeError(f"ingest wrote no report (exit {proc.returncode}): {proc.stderr}")
+    summary: dict[str, Any] = json.loads(report.read_text())
+    return summary, wall
+
+
+def _fresh(db: Path) -> Path:
+    for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}.lock")):
+        p.unlink(missing_ok=True)
+    return db
+
+
+# -- splitter -----------------------------------------------------------------------------
+
+
+def _texts(root: Path) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {"code": [], "prose": []}
+    for path in corpus_files(root):
+        text = path.read_bytes().decode("utf-8", "replace")
+        groups["code" if path.suffix == ".py" else "prose"].append(text)
+    return groups
+
+
+def bench_splitter(root: Path) -> list[Row]:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from funcpipe_rag.chunking.splitter import ChunkerSettings, split_text
+
+    settings = ChunkerSettings(chunk_size=800, overlap=100)
+    theirs = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100)
+    rows: list[Row] = []
+    for group, texts in _texts(root).items():
+        mb = sum(len(t) for t in texts) / 1e6
+        best: dict[str, tuple[float, int]] = {}
+        for name, split in (
+            ("funcpipe", lambda t: split_text(t, settings)),
+            ("langchain", theirs.split_text),
+        ):
+            for _ in range(3):
+                t0 = time.perf_counter()
+                n = sum(len(split(t)) for t in texts)
+                elapsed = time.perf_counter() - t0
+                if name not in best or elapsed < best[name][0]:
+                    best[name] = (elapsed, n)
+        ratio = best["langchain"][0] / best["funcpipe"][0]
+        for name, (elapsed, n) in best.items():
+            rows.append(
+                {
+                    "name": f"splitter ({group}, {len(texts):,} files): {name}",
+                    "chunks": n,
+                    "mb_per_s": mb / elapsed,
+                    "ratio": ratio if name == "funcpipe" else 1.0,
+                    "target": "ratio >= 2" if name == "funcpipe" else "",
+                }
+            )
+    return rows
+
+
+# -- hash into the index, and --plan -----------------------------------------------------------
+
+
+def bench_hash_and_plan(root: Path, work: Path) -> list[Row]:
+    rows: list[Row] = []
+    rates: dict[str, float] = {}
+    for label, src in (("baseline", baseline_src()), ("current", None)):
+        db = _fresh(work / f"hash-{label}.db")
+        summary, wall = _ingest([str(root), "--index", str(db)], work, src)
+        stored = summary["chunks"]["stored"]
+        rates[label] = stored / summary["timing"]["wall_s"]
+        rows.append(
+            {
+                "name": f"hash into index: {label}",
+                "chunks": stored,
+                "chunks_per_s": rates[label],
+                "process_s": wall,
+                "peak_rss_mb": summary["peak_rss_mb"],
+                "status": summary["status"],
+            }
+        )
+        plans = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [*_cli(), "ingest", str(root), "--index", str(db), "--plan"],
+                cwd=work,
+                env=_env(src),
+                capture_output=True,
+                timeout=TIMEOUT_S,
+                check=False,
+            )
+            plans.append(time.perf_counter() - t0)
+        rows.append(
+            {
+                "name": f"plan, unchanged tree: {label}",
+                "process_s": min(plans),
+                "target": "<= 0.5 s" if label == "current" else "",
+            }
+        )
+    rows.append(
+        {
+            "name": "hash into index: current / baseline",
+            "ratio": rates["current"] / rates["baseline"],
+            "target": "ratio >= 2",
+        }
+    )
+    return rows
+
+
+# -- over HTTP, against the raw ceiling ------------------------------------------------------
+
+
+def _chunk_texts(root: Path) -> list[str]:
+    from funcpipe_rag.chunking.splitter import ChunkerSettings, split_text
+
+    settings = ChunkerSettings(chunk_size=800, overlap=100)
+    texts: list[str] = []
+    for group in _texts(root).values():
+        for text in group:
+            texts += [c for _, _, c in split_text(text, settings)]
+    return texts
+
+
+def bench_http_real(root: Path, work: Path) -> list[Row]:
+    from funcpipe_rag.leakcheck import LocalServer
+
+    from .bench_http import BATCH as HTTP_BATCH
+    from .bench_http import raw_ceiling
+
+    assert HTTP_BATCH == BATCH
+    texts = _chunk_texts(root)
+    rows: list[Row] = []
+    with LocalServer(work) as server:
+        for encoding in ("base64", "float"):
+            bodies = [
+                json.dumps(
+                    {
+                        "input": texts[(i * BATCH) % (len(texts) - BATCH) :][:BATCH],
+                        "model": MODEL,
+                        "encoding_format": encoding,
+                    }
+                ).encode()
+                for i in range(CEILING_BODIES)
+            ]
+            ceiling = raw_ceiling(server.url, bodies, CONCURRENCY, server.proc.pid)
+            rows.append(
+                {
+                    "name": f"http {encoding}: raw keep-alive ceiling",
+                    "inputs_per_s": ceiling["per_s"],
+                    "ratio": 1.0,
+                }
+            )
+            for label, src in (("baseline", baseline_src()), ("current", None)):
+                db = _fresh(work / f"http-{label}.db")
+                args = [str(root), "--index", str(db), "--embedder", "openai", "--model", MODEL,
+                        "--url", server.url, "--concurrency", str(CONCURRENCY)]  # fmt: skip
+                summary, wall = _ingest(args, work, src, FUNCPIPE_ENCODING_FORMAT=encoding)
+                sent = summary["chunks"]["embedded"]
+                per_s = sent / summary["timing"]["wall_s"]
+                target = {"base64": "ratio >= 0.5", "float": "ratio >= 0.7"}[encoding]
+                rows.append(
+                    {
+                        "name": f"http {encoding}: funcpipe ingest into SQLite, {label}",
+                        "inputs": sent,
+                        "inputs_per_s": per_s,
+                        "ratio": per_s / ceiling["per_s"],
+                        "process_s": wall,
+                        "peak_rss_mb": summary["peak_rss_mb"],
+                        "status": summary["status"],
+                        "target": f"{target}, rss <= 100 MB" if label == "current" else "",
+                    }
+                )
+    return rows
+
+
+def bench_real() -> list[Row]:
+    root = real_corpus("full")
+    rows: list[Row] = [
+        {
+            "name": f"corpus: {root} ({len(corpus_files(root)):,} files); baseline = "
+            f"commit {BASELINE_COMMIT}",
+        }
+    ]
+    rows += bench_splitter(root)
+    with tempfile.TemporaryDirectory(prefix="funcpipe-bench-real-") as tmp:
+        work = Path(tmp)
+        rows += bench_hash_and_plan(root, work)
+        rows += bench_http_real(root, work)
+    return rows
