@@ -37,7 +37,7 @@ from .index.cache import VectorCache
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
-from .readers import RawFile, extract_documents, read_files
+from .readers import RawFile, extract_documents, read_files, readers_for
 from .result import Err, ErrInfo, Ok, Result
 from .streams import Stage, sfilter
 from .summary import (
@@ -278,7 +278,8 @@ def build_pipeline(
             return False
         return True
 
-    docs = extract_documents(sfilter(keep, read_files(files, ledger)), ledger)
+    readers = readers_for(encoding=settings.encoding)
+    docs = extract_documents(sfilter(keep, read_files(files, ledger, readers=readers)), ledger)
     chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(embedder)))
     store = index if index is not None else cache
     embedded = embed_chunks(

@@ -100,7 +100,11 @@ class DocumentReader(Protocol):
 
 
 def reader_id(reader: DocumentReader) -> str:
-    return f"{reader.name}/{reader.version}"
+    """``name/version``, plus the reader's ``options`` when it has any that change what
+    it extracts (``text/1;encoding=cp1252``): chunk identity and the unchanged-file check
+    use it, so a reader upgrade or a new option re-reads exactly the files it concerns."""
+    options = getattr(reader, "options", "")
+    return f"{reader.name}/{reader.version}" + (f";{options}" if options else "")
 
 
 __all__ = [
