@@ -23,13 +23,21 @@ from ..walk import SourceFile
 from .base import Document, DocumentReader, Extraction, RawFile, TextPiece, reader_id
 from .decoding import AUTO
 from .files import AfterRead, read_bytes, read_skip
+from .html import HtmlReader
+from .markdown import MarkdownReader
+from .notebook import NotebookReader
 from .text import TextReader
 
 
 def readers_for(*, encoding: str = AUTO) -> tuple[DocumentReader, ...]:
     """The readers of a run, in the order they are asked: formats that sniff their
     content first, then by extension, plain text last. ``encoding`` is the setting."""
-    return (TextReader(encoding),)
+    return (
+        NotebookReader(),
+        HtmlReader(encoding),
+        MarkdownReader(encoding),
+        TextReader(encoding),
+    )
 
 
 READERS: tuple[DocumentReader, ...] = readers_for()

@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..policies.ledger import ResourceLedger
 from ..result import Err, ErrInfo, Ok, Result
 from .base import RawFile
-from .files import BLOCK_SIZE, FileChangedError, VerifiedStream, read_fail
+from .files import BLOCK_SIZE, SNIFF_SIZE, FileChangedError, VerifiedStream, read_fail
 
 AUTO = "auto"
 
@@ -149,6 +149,12 @@ class DecodedText:
     codec: str
     text: str | None
     stream: VerifiedStream | None
+    head_bytes: bytes = b""
+
+    def head(self) -> str:
+        """The text of the file's first 8 KiB (its head, as sniffed), whole or streamed
+        alike: for what a reader must know before it streams (a title, say)."""
+        return codecs.getincrementaldecoder(self.codec)("replace").decode(self.head_bytes)
 
     def texts(self) -> Generator[str, None, None]:
         """The text, whole or block by block. A streamed file that changed since it was
@@ -204,7 +210,7 @@ def _in_memory(
     def done(name: str, codec: str, text: Result[str, ErrInfo]) -> Result[DecodedText, ErrInfo]:
         if isinstance(text, Err):
             return text
-        return Ok(DecodedText(canonical(name), codec, text.value, None))
+        return Ok(DecodedText(canonical(name), codec, text.value, None, data[:SNIFF_SIZE]))
 
     if setting != AUTO:
         return done(setting, _forced_codec(setting), _strict(raw, data, _forced_codec(setting)))
@@ -212,7 +218,7 @@ def _in_memory(
     if bom is not None:
         return done(bom, _bom_decoder(bom), _strict(raw, data, _bom_decoder(bom)))
     try:
-        return Ok(DecodedText("utf-8", "utf-8", data.decode("utf-8"), None))
+        return Ok(DecodedText("utf-8", "utf-8", data.decode("utf-8"), None, data[:SNIFF_SIZE]))
     except UnicodeDecodeError:
         pass
     stats = ByteStats()
@@ -320,7 +326,11 @@ def _streamed(
 ) -> Result[DecodedText, ErrInfo]:
     def checked(name: str, codec: str) -> Result[DecodedText, ErrInfo]:
         bad = _validate(raw, stream, codec)
-        return bad if bad is not None else Ok(DecodedText(canonical(name), codec, None, stream))
+        return (
+            bad
+            if bad is not None
+            else Ok(DecodedText(canonical(name), codec, None, stream, raw.head))
+        )
 
     if setting != AUTO:
         return checked(setting, _forced_codec(setting))
@@ -329,12 +339,12 @@ def _streamed(
         return checked(bom, _bom_decoder(bom))
     first = _first_pass(stream)
     if first.utf8_ok:
-        return Ok(DecodedText("utf-8", "utf-8", None, stream))
+        return Ok(DecodedText("utf-8", "utf-8", None, stream, raw.head))
     for candidate in _candidates(first.sample, declared, first.stats):
         if _validate(raw, stream, candidate) is None:
-            return Ok(DecodedText(canonical(candidate), candidate, None, stream))
+            return Ok(DecodedText(canonical(candidate), candidate, None, stream, raw.head))
     codec = first.stats.western_codec
-    return Ok(DecodedText(canonical(codec), codec, None, stream))
+    return Ok(DecodedText(canonical(codec), codec, None, stream, raw.head))
 
 
 def open_text(
