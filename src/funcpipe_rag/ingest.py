@@ -88,6 +88,11 @@ def chunk_record(chunk: Chunk, *, with_vectors: bool) -> dict[str, Any]:
         "start": c.start,
         "end": c.end,
         "content_hash": c.content_hash,
+        "title": c.doc.title,
+        "section": c.section,
+        "page": c.page,
+        "reader": c.doc.reader,
+        "encoding": c.doc.encoding,
         "text": c.text,
     }
     if with_vectors:
@@ -257,6 +262,7 @@ def build_pipeline(
             return True  # a failure: the sink counts it
         src = r.value.source
         seen.add(src.doc_id)
+        stats.files_by_reader[r.value.reader.name] += 1
         stats.bytes_seen += r.value.size
         stats.current = src.path
         if index is not None:

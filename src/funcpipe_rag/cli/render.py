@@ -183,6 +183,10 @@ def print_report(summary: RunSummary) -> None:
         f"files: {f['seen']} seen, {f['ingested']} ingested, {f['unchanged']} unchanged, "
         f"{f['skipped']} skipped, {f['failed']} failed"
     )
+    if f["by_reader"]:
+        console.print(
+            "files by reader: " + ", ".join(f"{k} {v}" for k, v in f["by_reader"].items())
+        )
     console.print(
         f"chunks: {c['seen']} seen, {c['embedded']} embedded, {c['reused']} reused, "
         f"{c['failed']} failed, "
