@@ -121,7 +121,9 @@ _PARAGRAPH = frozenset(
 _LINE = frozenset(["br", "li", "tr", "dt", "dd", "option", "caption"])
 _CELL = frozenset({"td", "th"})
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
-_WS = re.compile(r"[ \t\n\r\f\v]+")
+# Only what must change: a run of ASCII whitespace, or one that is not a space (prose
+# is mostly single spaces, left alone). NBSP and other Unicode spaces are text in HTML.
+_WS = re.compile(r"[ \t\n\r\f\v]{2,}|[\t\n\r\f\v]")
 _GAPS = ("", " ", "\t", "\n", "\n\n")  # weakest first
 _FEED_CHARS = 1 << 16
 _PIECE_CHARS = 1 << 16
@@ -160,6 +162,15 @@ class _VisibleText(HTMLParser):
         self._pre = 0
         self._heading: tuple[int, list[str]] | None = None
         self._in_title: list[str] | None = None
+
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        """``<![keyword[ ... ]]>``: the standard parser raises on a keyword it does not
+        know (``<![bogus[``), where a browser skips a bogus comment; so does this."""
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            end = self.rawdata.find(">", i)
+            return -1 if end < 0 else end + 1
 
     # -- the parser's events --
 
@@ -234,8 +245,7 @@ class _VisibleText(HTMLParser):
 
     def _emit(self, text: str) -> None:
         if self._gap and self._any:
-            self._out.append(self._gap)
-            self._size += len(self._gap)
+            text = self._gap + text
         self._gap, self._any = "", True
         self._out.append(text)
         self._size += len(text)

@@ -203,17 +203,28 @@ class MarkdownScanner:
         return False
 
     def _continues(self, content: str) -> bool:
-        """Whether a container's paragraph is open after a line with this content: it
-        is paragraph text, or indented code / anything else that a paragraph in
-        progress takes as a continuation."""
+        """Whether a container's paragraph is open after a line with this content (the
+        line less its container's indentation or ``>``): paragraph text, or a line an
+        open paragraph takes as its continuation."""
         col, rest = _indent(content)
-        while col < 4 and rest.startswith(">"):  # a quote nested in the container
-            col, rest = _indent(rest[1:])
+        while col < 4 and rest:  # quotes and list items nested in the container
+            marker = _BULLET.match(rest) or _ORDERED.match(rest)
+            if rest.startswith(">"):
+                col, rest = _indent(rest[1:])
+            elif marker is not None and not _BREAK.match(rest):
+                col, rest = _indent(rest[marker.end() :])
+                self._lazy = False
+            else:
+                break
         if not rest:
             return False
-        if self._lazy and (col >= 4 or self._is_lazy(rest, 0)):
-            return True
-        return col < 4 and self._is_lazy(rest, 0) and not _SETEXT.match(rest)
+        if col >= 4:
+            return self._lazy  # continues an open paragraph; else it is indented code
+        if _SETEXT.match(rest):
+            # An underline closes the open paragraph (as a heading inside); without one,
+            # "===" starts a paragraph and "---" is a thematic break.
+            return not self._lazy and not _BREAK.match(rest)
+        return self._is_lazy(rest, 0)
 
     def _is_lazy(self, rest: str, indent: int) -> bool:
         """A line that continues a paragraph rather than starting a block of its own."""
