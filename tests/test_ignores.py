@@ -28,7 +28,7 @@ docs/**/draft-*.md
 secret?.txt
 [Tt]emp/
 \\#hash.txt
-trailing-space.txt\\ 
+trailing-space.txt\\\x20
 node_modules
 *.tmp
 !important.tmp

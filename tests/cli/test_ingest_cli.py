@@ -4,6 +4,7 @@ summary against the index, pipelines, determinism and clear usage errors."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -76,6 +77,15 @@ def test_the_sample_corpus_ingests_with_skips_reported(tmp_path: Path) -> None:
     assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db") >= 300
     assert not any(".hidden" in s["path"] for s in report["errors"]["samples"])
     assert_clean(report)
+    conn = sqlite3.connect(tmp_path / "x.db")
+    try:
+        encodings = dict(conn.execute("SELECT path, encoding FROM documents").fetchall())
+    finally:
+        conn.close()
+    by_name = {Path(p).name: e for p, e in encodings.items()}
+    assert by_name["latin1-notes.txt"] == "cp1252"
+    assert by_name["glossaire-ancien.htm"] == "cp1252"  # its <meta> says ISO-8859-1
+    assert set(report["files"]["by_reader"]) == {"html", "markdown", "text"}
 
 
 def test_exit_3_breaker_trips_and_keeps_what_was_stored(tmp_path: Path) -> None:

@@ -120,7 +120,10 @@ def test_sniffed_by_content_whatever_the_name(tmp_path: Path) -> None:
 
 
 def test_a_declared_charset_decodes_a_page_that_is_not_utf8(tmp_path: Path) -> None:
-    page = '<html><head><meta charset="koi8-r"><title>Привет</title></head><body><h1>Мир</h1></body></html>'
+    page = (
+        '<html><head><meta charset="koi8-r"><title>Привет</title></head>'
+        "<body><h1>Мир</h1></body></html>"
+    )
     path = tmp_path / "ru.html"
     path.write_bytes(page.encode("koi8-r"))
     doc, pieces = extract(path)
@@ -146,6 +149,7 @@ def test_a_utf16_page_with_a_bom_is_read(tmp_path: Path) -> None:
     doc, pieces = extract(path)
     assert doc.encoding == "utf-16-le"
     assert doc.title == "Circuit & Breakers"
+    assert [s for _, s, _ in pieces][1] == "The Rate Breaker"
 
 
 # -- hostile and large pages, in a subprocess so its peak memory is its own -------------

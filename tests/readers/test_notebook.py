@@ -12,7 +12,10 @@ from funcpipe_rag.readers import iter_documents
 from funcpipe_rag.result import Err, Ok
 from funcpipe_rag.walk import iter_paths
 
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kg"
+    "AAAABJRU5ErkJggg=="
+)
 
 
 def write_notebook(path: Path, title: str | None = None) -> None:
@@ -21,10 +24,12 @@ def write_notebook(path: Path, title: str | None = None) -> None:
             new_markdown_cell("# Load the data\n\nWe read the CSV files."),
             new_code_cell(
                 "# a comment, not a heading\nimport csv\nrows = list(csv.reader(open('a.csv')))",
-                outputs=[new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"})],
+                outputs=[new_output("display_data", data={"image/png": PNG, "text/plain": "<F>"})],
             ),
             new_raw_cell("raw cell text is not indexed"),
-            new_markdown_cell("## Clean\n\nDrop empty rows.", attachments={"x.png": {"image/png": PNG}}),
+            new_markdown_cell(
+                "## Clean\n\nDrop empty rows.", attachments={"x.png": {"image/png": PNG}}
+            ),
             new_code_cell("rows = [r for r in rows if r]", execution_count=2,
                           outputs=[new_output("stream", name="stdout", text="OUTPUT TEXT\n")]),
             new_markdown_cell("# Results\n\nAll good."),
@@ -68,7 +73,7 @@ def test_cells_in_order_with_heading_sections_and_no_outputs(tmp_path: Path) -> 
         "rows = [r for r in rows if r]\n\n"
         "# Results\n\nAll good.\n\n"
     )
-    for absent in ("OUTPUT TEXT", "iVBOR", "Figure", "raw cell"):
+    for absent in ("OUTPUT TEXT", "iVBOR", "<F>", "raw cell"):
         assert absent not in text
     assert [(s, b) for _, s, b in pieces] == [
         ("Load the data", True),

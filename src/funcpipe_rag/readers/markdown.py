@@ -116,9 +116,11 @@ def sections(
 
     def settle(lines: list[str]) -> None:
         nonlocal size, only_headings
-        buf.extend(lines)
-        size += sum(len(x) for x in lines)
-        only_headings = only_headings and not any(x.strip() for x in lines)
+        for x in lines:
+            buf.append(x)
+            size += len(x)
+            if only_headings and not x.isspace():
+                only_headings = False
 
     for line in _lines(_skipping(texts, skip)):
         at = scanner.line + 1
@@ -141,8 +143,13 @@ def sections(
             continue
         start = scanner.paragraph_start
         if start is None:
-            settle([*tail, line])
-            tail = []
+            if tail:
+                settle(tail)
+                tail = []
+            buf.append(line)
+            size += len(line)
+            if only_headings and not line.isspace():
+                only_headings = False
         elif start == at:
             settle(tail)
             tail, tail_start, tail_size = [line], at, len(line)

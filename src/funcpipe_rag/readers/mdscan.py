@@ -59,6 +59,8 @@ _LONE_TAG = re.compile(
 )
 _INLINE_MARKS = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|[`*_]+|\\(?=[!-/:-@\[-`{-~])")
 _BLANK = re.compile(r"[ \t]*$")
+# What a line must start with to be anything but paragraph text at the top level.
+_SPECIAL_FIRST = frozenset(" \t#`~-*_>+<=0123456789")
 
 
 _UNTIL_BLANK = re.compile(r"\Z\A")  # a marker: the block ends at a blank line
@@ -149,6 +151,24 @@ class MarkdownScanner:
 
     def feed(self, line: str) -> Heading | None:
         self.line += 1
+        # The common case first: a line of prose outside any code, HTML or container
+        # starts or continues a paragraph, whatever else it holds.
+        if (
+            line
+            and line[0] not in _SPECIAL_FIRST
+            and self._fence is None
+            and self._html_end is None
+            and not self._html_until_blank
+            and not self._quote
+            and self._list_indent is None
+        ):
+            if self._para is None:
+                self._para, self._para_start, self._para_size = [], self.line, 0
+                self._setext_ok = True
+            if self._para_size <= self._MAX_PARAGRAPH:
+                self._extend_para(line)
+            self._blank_before = False
+            return None
         blank = _BLANK.match(line) is not None
         try:
             return self._line(line, blank)
