@@ -30,7 +30,7 @@ bench: $(STAMP)
 demo: $(STAMP)
 	rm -f demo.db
 	$(BIN)/funcpipe ingest sample_corpus --index demo.db \
-		|| echo "(exit $$?: the sample corpus holds an undecodable file on purpose)"
+		|| echo "(exit $$?: a file of the sample corpus fails on purpose: see above)"
 	$(BIN)/funcpipe search "how does the circuit breaker stop a run" --index demo.db -k 3
 
 clean:

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from funcpipe_rag.policies.ledger import ResourceLedger
-from funcpipe_rag.readers import Extraction, iter_documents
+from funcpipe_rag.readers import Extraction, iter_documents, readers_for
 from funcpipe_rag.readers.files import BLOCK_SIZE, MEMORY_READ_LIMIT
 from funcpipe_rag.result import Err, ErrInfo, Ok, Result
 from funcpipe_rag.walk import (
@@ -75,10 +75,20 @@ class Walk:
         return out
 
 
-def walk(roots: list[Path | str], opts: WalkOptions | None = None, *, base: Path) -> Walk:
+def walk(
+    roots: list[Path | str],
+    opts: WalkOptions | None = None,
+    *,
+    base: Path,
+    encoding: str = "auto",
+) -> Walk:
     """Walk and read ``roots``; assert the ledger given to ``iter_documents`` ends empty."""
     ledger = ResourceLedger()
-    stream = iter_documents(iter_paths([os.fspath(r) for r in roots], opts), ledger)
+    stream = iter_documents(
+        iter_paths([os.fspath(r) for r in roots], opts),
+        ledger,
+        readers=readers_for(encoding=encoding),
+    )
     try:
         results = list(stream)
     finally:
@@ -268,12 +278,36 @@ def test_symlink_cycle_between_two_directories_terminates(root: Path) -> None:
     (root / "x" / "to_y").symlink_to("../y")
     (root / "y" / "to_x").symlink_to("../x")
     result = walk([root], base=root)
-    # Each real directory is walked once (under whichever name reaches it first), each
-    # file is read once, and every second arrival at a directory is a counted skip.
-    assert sorted(os.path.basename(d) for d in result.docs) == ["one.txt", "two.txt"]
-    assert result.docs[0] == "x/one.txt"
-    assert set(result.codes.values()) == {"SKIP/SYMLINK_LOOP"}
-    assert len(result.codes) == 2
+    # Each folder is walked under every path that reaches it without a cycle: x, x/to_y,
+    # y, y/to_x; a link back into a folder on its own path is the counted skip.
+    assert result.docs == ["x/one.txt", "x/to_y/two.txt", "y/to_x/one.txt", "y/two.txt"]
+    assert result.codes == {
+        "x/to_y/to_x": "SKIP/SYMLINK_LOOP",
+        "y/to_x/to_y": "SKIP/SYMLINK_LOOP",
+    }
+
+
+def test_a_link_to_a_sibling_folder_is_walked_not_a_loop(root: Path) -> None:
+    # /usr/share/doc has g++ -> cpp-12 and the like: a second path to a folder that is
+    # not an ancestor of the link. Its files are documents under their own paths.
+    write(root / "cpp" / "README", "the C preprocessor\n")
+    write(root / "cpp" / "sub" / "notes.txt", "notes\n")
+    (root / "g++").symlink_to("cpp")
+    write(root / "zz" / "deeper" / "more.txt", "more\n")
+    (root / "zz" / "deeper" / "up").symlink_to("../../cpp")
+    result = walk([root], base=root)
+    assert result.errors == {}
+    assert result.docs == [
+        "cpp/README",
+        "cpp/sub/notes.txt",
+        "g++/README",
+        "g++/sub/notes.txt",
+        "zz/deeper/more.txt",
+        "zz/deeper/up/README",
+        "zz/deeper/up/sub/notes.txt",
+    ]
+    ids = {r.value.document.source.doc_id for r in result.results if isinstance(r, Ok)}
+    assert len(ids) == 7  # distinct documents, one per path
 
 
 def test_broken_symlink_is_skipped(root: Path) -> None:
@@ -483,9 +517,10 @@ def test_empty_file_is_skipped(root: Path) -> None:
 def test_invalid_utf8_is_read_decode_naming_the_byte_offset(
     root: Path, data: bytes, offset: int
 ) -> None:
+    # Strict UTF-8 (--encoding utf-8); the default "auto" falls back instead (below).
     write(root / "bad.txt", data)
     write(root / "good.txt")
-    result = walk([root], base=root)
+    result = walk([root], base=root, encoding="utf-8")
     err = result.errors["bad.txt"]
     assert err.code == "READ/DECODE"
     assert not is_skip(err)
@@ -498,7 +533,7 @@ def test_invalid_utf8_split_across_read_blocks_names_the_true_offset(root: Path)
     # one block and a bad continuation byte starts the next.
     lead_at = MEMORY_READ_LIMIT + BLOCK_SIZE - 1
     write(root / "bad.txt", b"a" * lead_at + b"\xc3\x28" + b"tail")
-    result = walk([root], base=root)
+    result = walk([root], base=root, encoding="utf-8")
     assert result.codes == {"bad.txt": "READ/DECODE"}
     assert f"at byte {lead_at}" in result.errors["bad.txt"].msg
 
@@ -513,7 +548,7 @@ def test_valid_utf8_split_across_read_blocks_is_accepted(root: Path) -> None:
 
 def test_truncated_utf8_at_end_of_file_is_read_decode(root: Path) -> None:
     write(root / "cut.txt", b"abc\xe2\x82")
-    result = walk([root], base=root)
+    result = walk([root], base=root, encoding="utf-8")
     assert result.codes == {"cut.txt": "READ/DECODE"}
     assert "truncated" in result.errors["cut.txt"].msg
 

@@ -31,6 +31,7 @@ from typing import Any
 from .chunking.splitter import ChunkerSettings
 from .embedders.urls import without_credentials
 from .errors import ConfigError, IndexMismatchError
+from .readers.decoding import check_encoding
 from .walk import WalkOptions
 
 EMBEDDERS = ("hash", "openai", "ollama", "tei")
@@ -47,6 +48,7 @@ SECTIONS = {
     "chunker": "Chunking",
     "embedder": "Embedder",
     "walk": "Walk",
+    "read": "Reading",
 }
 
 
@@ -220,10 +222,27 @@ class RunSettings:
         256.0, section="walk", help="skip files larger than this, MiB", lo=0.001, hi=1e6,
         commands=WALKING,
     )  # fmt: skip
+    ignore: bool = setting(
+        True,
+        section="walk",
+        help="honour .gitignore and .ignore files (--no-ignore walks everything)",
+        commands=WALKING,
+    )
+    # Remembered: it changes the extracted text, so later runs on the index read alike.
+    encoding: str = setting(
+        "auto",
+        section="read",
+        help="text encoding: auto (UTF-8, else detected and recorded) or a codec to force "
+        "(utf-8 = strict)",
+        commands=WALKING,
+        remember=True,
+        metavar="CODEC",
+    )
 
     def __post_init__(self) -> None:
         for s in SETTINGS:
             check_value(s, getattr(self, s.name))
+        check_encoding(self.encoding)
         if self.embedder != "hash" and not self.url:
             raise ConfigError(f"--embedder {self.embedder} needs --url (the server's base URL)")
         self.chunker  # noqa: B018  (validates chunk_size / overlap now, not at first use)
@@ -238,6 +257,7 @@ class RunSettings:
             exclude=self.exclude,
             hidden=self.hidden,
             max_file_bytes=int(self.max_file_mb * (1 << 20)),
+            ignore_files=self.ignore,
         )
 
     def remembered(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from .index.cache import VectorCache
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
-from .readers import RawFile, extract_documents, read_files
+from .readers import RawFile, extract_documents, read_files, readers_for
 from .result import Err, ErrInfo, Ok, Result
 from .streams import Stage, sfilter
 from .summary import (
@@ -88,6 +88,11 @@ def chunk_record(chunk: Chunk, *, with_vectors: bool) -> dict[str, Any]:
         "start": c.start,
         "end": c.end,
         "content_hash": c.content_hash,
+        "title": c.doc.title,
+        "section": c.section,
+        "page": c.page,
+        "reader": c.doc.reader,
+        "encoding": c.doc.encoding,
         "text": c.text,
     }
     if with_vectors:
@@ -257,6 +262,7 @@ def build_pipeline(
             return True  # a failure: the sink counts it
         src = r.value.source
         seen.add(src.doc_id)
+        stats.files_by_reader[r.value.reader.name] += 1
         stats.bytes_seen += r.value.size
         stats.current = src.path
         if index is not None:
@@ -278,7 +284,8 @@ def build_pipeline(
             return False
         return True
 
-    docs = extract_documents(sfilter(keep, read_files(files, ledger)), ledger)
+    readers = readers_for(encoding=settings.encoding)
+    docs = extract_documents(sfilter(keep, read_files(files, ledger, readers=readers)), ledger)
     chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(embedder)))
     store = index if index is not None else cache
     embedded = embed_chunks(

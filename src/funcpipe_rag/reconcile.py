@@ -26,7 +26,7 @@ from .embedders.factory import planned_content_space, planned_space
 from .errors import IndexDamagedError, IndexMismatchError
 from .index import Finding, IndexSpace, StoredDocument, VectorIndex, open_index
 from .policies.ledger import ResourceLedger
-from .readers import RawFile, extract_documents, read_files
+from .readers import RawFile, extract_documents, read_files, readers_for
 from .result import Err, ErrInfo, Ok, Result
 from .walk import display_path, is_skip, iter_paths
 
@@ -68,7 +68,8 @@ def _check_space(index: VectorIndex | None, settings: RunSettings) -> None:
 def _raw_files(
     roots: Iterable[str], settings: RunSettings, ledger: ResourceLedger
 ) -> Iterator[Result[RawFile, ErrInfo]]:
-    raws = read_files(iter_paths(roots, settings.walk_options()), ledger)
+    readers = readers_for(encoding=settings.encoding)
+    raws = read_files(iter_paths(roots, settings.walk_options()), ledger, readers=readers)
     try:
         yield from raws
     finally:

@@ -45,6 +45,7 @@ class RunStats:
     bytes_seen: int = 0  # of the files read so far (progress and its ETA)
     current: str = ""  # the file being read
     skipped_by_code: Counter[str] = field(default_factory=Counter)
+    files_by_reader: Counter[str] = field(default_factory=Counter)  # files each reader took
     errors: ErrReportBuilder = field(default_factory=ErrReportBuilder)
 
 
@@ -84,6 +85,7 @@ class RunSummary:
                 "skipped": s.files_skipped,
                 "failed": s.files_failed,
                 "pruned": s.files_pruned,
+                "by_reader": dict(sorted(s.files_by_reader.items())),
             },
             "chunks": {
                 "seen": s.chunks_seen,

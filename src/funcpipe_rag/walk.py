@@ -3,8 +3,11 @@
 ``iter_paths`` walks each root iteratively (stack-safe at any depth) in sorted,
 deterministic order. Hidden entries (and so ``.git``) are skipped unless asked;
 ``include`` / ``exclude`` globs match the path relative to its root and the bare name.
-Symlinks are followed only while they stay inside the root, and a directory reached
-twice (a symlink loop) is not walked again. FIFOs, sockets and device files are never
+``.gitignore`` and ``.ignore`` files are honoured with git's semantics (:mod:`.ignores`).
+Symlinks are followed only while they stay inside the root; a link to a directory that
+is one of its own ancestors (a cycle) is a skip, while a directory reached again through
+another link is walked again, its files being distinct documents under their own paths.
+FIFOs, sockets and device files are never
 opened: they, like oversized files, become counted *skips* (binary and empty files
 are the readers' business: :mod:`funcpipe_rag.readers`).
 
@@ -23,6 +26,7 @@ import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 
+from .ignores import IGNORE_FILES, IgnoreRules
 from .result import Err, ErrInfo, Ok, Result, make_errinfo
 from .streams import Stage, close_quietly
 
@@ -57,13 +61,14 @@ class WalkOptions:
 
     >>> WalkOptions()
     >>> WalkOptions(include=("*.md",), exclude=("drafts",))
-    >>> WalkOptions(hidden=True, max_file_bytes=1 << 20)
+    >>> WalkOptions(hidden=True, max_file_bytes=1 << 20, ignore_files=False)
     """
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     hidden: bool = False
     max_file_bytes: int = 256 << 20
+    ignore_files: bool = True
 
 
 def _skip(code: str, msg: str, path: str) -> Err[ErrInfo]:
@@ -95,6 +100,16 @@ def _classify_file(path: str, st: os.stat_result, opts: WalkOptions) -> Result[S
     )
 
 
+@dataclass(slots=True)
+class _Level:
+    """One open directory of the walk: its entries not yet visited, its identity (for
+    cycle detection) and the ignore rules it adds."""
+
+    entries: Iterator[tuple[str, str]]
+    key: tuple[int, int]
+    rules: IgnoreRules
+
+
 def _walk_root(root: str, opts: WalkOptions) -> Iterator[Result[SourceFile, ErrInfo]]:
     try:
         st = os.stat(root)
@@ -108,26 +123,30 @@ def _walk_root(root: str, opts: WalkOptions) -> Iterator[Result[SourceFile, ErrI
         yield _classify_file(root, st, opts)
         return
     real_root = os.path.realpath(root)
-    visited = {(st.st_dev, st.st_ino)}
-    # Invariant: each stack entry is the sorted, not yet visited entries of one open
-    # directory level, deepest last; its length is the current depth.
-    stack: list[Iterator[tuple[str, str]]] = []
+    # Invariant: ``stack`` holds one level per directory on the path from the root to the
+    # directory being walked, deepest last; their keys are that path's directories, so a
+    # link to any of them is a cycle.
+    stack: list[_Level] = []
 
-    def listing(directory: str, rel: str) -> Iterator[tuple[str, str]] | Err[ErrInfo]:
+    def enter(directory: str, rel: str, key: tuple[int, int]) -> Err[ErrInfo] | None:
         try:
             with os.scandir(directory) as it:
                 names = sorted(entry.name for entry in it)
         except OSError as exc:
             return _fail("WALK/LIST", "cannot list directory", directory, exc)
-        return iter([(os.path.join(directory, n), f"{rel}/{n}" if rel else n) for n in names])
+        entries = iter([(os.path.join(directory, n), f"{rel}/{n}" if rel else n) for n in names])
+        rules = stack[-1].rules if stack else IgnoreRules.NONE
+        if opts.ignore_files and any(n in IGNORE_FILES for n in names):
+            rules = rules.descend(directory, rel)
+        stack.append(_Level(entries, key, rules))
+        return None
 
-    first = listing(root, "")
-    if isinstance(first, Err):
+    first = enter(root, "", (st.st_dev, st.st_ino))
+    if first is not None:
         yield first
         return
-    stack.append(first)
     while stack:
-        entry = next(stack[-1], None)
+        entry = next(stack[-1].entries, None)
         if entry is None:
             stack.pop()
             continue
@@ -153,17 +172,19 @@ def _walk_root(root: str, opts: WalkOptions) -> Iterator[Result[SourceFile, ErrI
             except OSError:
                 yield _skip("SKIP/SYMLINK_BROKEN", "broken symlink (or a loop)", path)
                 continue
-        if stat.S_ISDIR(st.st_mode):
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if stack[-1].rules.ignored(rel, is_dir=is_dir):
+            continue
+        if is_dir:
             key = (st.st_dev, st.st_ino)
-            if key in visited:
-                yield _skip("SKIP/SYMLINK_LOOP", "directory already walked (symlink loop)", path)
+            if any(level.key == key for level in stack):
+                yield _skip(
+                    "SKIP/SYMLINK_LOOP", "symlink to a folder that contains it (a cycle)", path
+                )
                 continue
-            visited.add(key)
-            sub = listing(path, rel)
-            if isinstance(sub, Err):
-                yield sub
-            else:
-                stack.append(sub)
+            failed = enter(path, rel, key)
+            if failed is not None:
+                yield failed
             continue
         if opts.include and not _matches(opts.include, rel, name):
             continue

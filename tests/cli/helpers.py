@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Bytes no encoding setting reads: a UTF-16 byte-order mark, text, then a lone low
+# surrogate. Invalid UTF-8 no longer fails (``auto`` falls back), so a test that needs a
+# file failing to decode (READ/DECODE) writes these.
+UNDECODABLE = b"\xff\xfe" + "undecodable text ".encode("utf-16-le") + b"\x00\xdc"
 SAMPLE_CORPUS = REPO / "sample_corpus"
 CLI = [sys.executable, "-m", "funcpipe_rag.cli"]
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.helpers import UNDECODABLE
+
 DEPTH = 1000
 DEEP_FILE = "/".join(["d"] * DEPTH + ["deep_bottom.txt"])
 TEXT = "The quick brown fox jumps over the lazy dog. " * 20 + "\n"
@@ -65,9 +67,9 @@ def hostile_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.bind("sock")
     monkeypatch.chdir(tmp_path)
-    # Binary, invalid UTF-8, empty.
+    # Binary, undecodable (its UTF-16 BOM lies), empty.
     _write(tree / "image.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
-    _write(tree / "bad_utf8.txt", TEXT.encode() + b"\xff\xfe broken " + TEXT.encode())
+    _write(tree / "bad_utf16.txt", UNDECODABLE)
     _write(tree / "empty.txt", b"")
     # A 1,000-deep chain with text at the bottom, made level by level.
     current = tree

@@ -17,7 +17,16 @@ from typer.testing import CliRunner
 from funcpipe_rag.cli.app import app
 from funcpipe_rag.config import SETTINGS, Setting, default_toml, markdown_table
 from funcpipe_rag.serve import EmbeddingServer
-from tests.cli.helpers import CLI, REPO, cli_env, prose, read_report, run_cli, write_tree
+from tests.cli.helpers import (
+    CLI,
+    REPO,
+    UNDECODABLE,
+    cli_env,
+    prose,
+    read_report,
+    run_cli,
+    write_tree,
+)
 
 
 def help_text(command: str) -> str:
@@ -61,6 +70,8 @@ def test_each_setting_is_reached_by_its_flag_env_and_toml_key(
             return "true"
         if s.kind is list:
             return "*.md"
+        if s.name == "encoding":
+            return "cp1252"
         return "http://127.0.0.1:9" if s.name == "url" else "x.db"
 
     for s in SETTINGS:
@@ -171,16 +182,14 @@ def test_the_url_is_remembered_without_its_credentials(tmp_path: Path) -> None:
 
 
 def test_report_json_writes_only_the_json_document(tmp_path: Path) -> None:
-    tree = write_tree(tmp_path / "docs", {"a.md": prose(1, 4), "bad.txt": b"\xff\xfe\x00x"})
-    (tree / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    tree = write_tree(tmp_path / "docs", {"a.md": prose(1, 4), "bad.txt": UNDECODABLE})
     proc = run_cli("ingest", str(tree), "--index", str(tmp_path / "x.db"), "--report", "json")
     assert proc.returncode == 1
     assert json.loads(proc.stderr)["status"] == "partial"  # nothing but the document
 
 
 def test_no_index_runs_say_written_not_stored(tmp_path: Path) -> None:
-    tree = write_tree(tmp_path / "docs", {"a.md": prose(1, 4)})
-    (tree / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    tree = write_tree(tmp_path / "docs", {"a.md": prose(1, 4), "bad.txt": UNDECODABLE})
     proc = run_cli("ingest", str(tree), "--no-index", "--jsonl")
     assert proc.returncode == 1
     assert "stored" not in proc.stderr and "written" in proc.stderr
@@ -199,8 +208,8 @@ def test_a_report_in_a_log_is_not_wrapped(tmp_path: Path) -> None:
                       {"a-file-with-a-long-name-too.txt": b"caf\xe9 " * 3000})  # fmt: skip
     env = {k: v for k, v in cli_env().items() if k != "COLUMNS"}
     proc = subprocess.run([*CLI, "ingest", str(tmp_path / "deeply"), "--index",
-                           str(tmp_path / "x.db")], capture_output=True, text=True, env=env,
-                          check=False)  # fmt: skip
+                           str(tmp_path / "x.db"), "--encoding", "utf-8"], capture_output=True,
+                          text=True, env=env, check=False)  # fmt: skip
     assert proc.returncode == 1
     (line,) = [x for x in proc.stderr.splitlines() if "READ/DECODE" in x and "byte" in x]
     assert line.rstrip().endswith("at byte 3")  # one line, however long

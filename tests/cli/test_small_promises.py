@@ -11,7 +11,15 @@ import time
 from pathlib import Path
 
 from funcpipe_rag.serve import EmbeddingServer, FaultConfig
-from tests.cli.helpers import CLI, cli_env, prose, read_report, run_cli, write_tree
+from tests.cli.helpers import (
+    CLI,
+    UNDECODABLE,
+    cli_env,
+    prose,
+    read_report,
+    run_cli,
+    write_tree,
+)
 
 
 def test_a_mistyped_root_creates_nothing_and_exits_2(tmp_path: Path) -> None:
@@ -42,7 +50,7 @@ def test_search_into_a_closed_pipe_is_quiet_and_exits_141(tmp_path: Path) -> Non
 
 
 def test_plan_exits_like_the_run_when_files_fail(tmp_path: Path) -> None:
-    tree = write_tree(tmp_path / "docs", {"good.md": "fine text\n", "bad.txt": b"caf\xe9\xff\n"})
+    tree = write_tree(tmp_path / "docs", {"good.md": "fine text\n", "bad.txt": UNDECODABLE})
     db = tmp_path / "x.db"
     plan = run_cli("ingest", str(tree), "--index", str(db), "--plan")
     run = run_cli("ingest", str(tree), "--index", str(db), "--report", "none")

@@ -10,7 +10,9 @@ Identity (deterministic across runs and machines, never from timestamps):
 
 The chunker never opens a file: it consumes the text pieces a reader extracted, and
 offsets are character offsets into that extracted text. A chunk carries the section
-and page of the piece it starts in.
+and page of the piece it starts in. A piece marked ``boundary`` starts a new section: the
+text before it and the text from it on are chunked apart, so no chunk straddles two
+sections (a reader marks headings this way; plain text has no boundaries).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..readers.base import Document, Extraction, TextPiece
+from ..readers.base import Document, Extraction, ReadError, TextPiece
 from ..result import Err, ErrInfo, Ok, Result, make_errinfo
 from ..streams import Stage, close_quietly
 from .splitter import ChunkerSettings, iter_spans
@@ -73,7 +75,8 @@ def chunk_id(doc_id: str, reader: str, start: int, end: int, c_hash: str) -> str
 
 
 class _Structure:
-    """Where each piece starts in the extracted text, so a chunk can name its section.
+    """The pieces of one document, cut into sections at hard boundaries, and where each
+    piece starts in the extracted text, so a chunk can name its section.
 
     Chunk starts only grow, so marks before the current piece are dropped as it goes.
     """
@@ -83,19 +86,56 @@ class _Structure:
         # Invariant: _marks holds (offset, piece) of every piece read whose successor
         # starts after the last position asked about, in text order.
         self._marks: deque[tuple[int, TextPiece]] = deque()
+        self.offset = 0  # characters of text handed out so far
+        self._pending: TextPiece | None = None  # a boundary piece read ahead
+        self.done = False
 
-    def texts(self) -> Iterator[str]:
-        offset = 0
+    def section(self) -> Generator[str, None, None]:
+        """The texts of the next section: up to (not including) the next piece that is
+        a boundary, unless the section is still empty. Sets ``done`` at the end."""
+        first, self._pending = self._pending, None
+        started = False
+        if first is not None:
+            started = True
+            yield self._mark(first)
         for piece in self._pieces:
-            self._marks.append((offset, piece))
-            offset += len(piece.text)
-            yield piece.text
+            if piece.boundary and started:
+                self._pending = piece
+                return
+            started = started or bool(piece.text)
+            yield self._mark(piece)
+        self.done = True
+
+    def _mark(self, piece: TextPiece) -> str:
+        self._marks.append((self.offset, piece))
+        self.offset += len(piece.text)
+        return piece.text
 
     def at(self, position: int) -> TextPiece | None:
         marks = self._marks
         while len(marks) > 1 and marks[1][0] <= position:
             marks.popleft()
         return marks[0][1] if marks else None
+
+
+def _sectioned_spans(
+    structure: _Structure, settings: ChunkerSettings
+) -> Generator[tuple[int, int, str], None, None]:
+    """The chunks of each section in turn, with offsets into the whole text.
+
+    Each section is cut by :func:`iter_spans` on its own, so no chunk (and no overlap)
+    spans a boundary; a text without boundaries is one section, cut exactly as before.
+    """
+    while not structure.done:
+        base = structure.offset
+        texts = structure.section()
+        try:
+            for start, end, text in iter_spans(texts, settings):
+                yield base + start, base + end, text
+            for _ in texts:  # iter_spans reads to the end; this makes sure of it
+                pass
+        finally:
+            texts.close()
 
 
 def iter_chunks(
@@ -137,9 +177,9 @@ def iter_chunks(
                 where.page if where is not None else None,
             )
 
+        spans = _sectioned_spans(structure, settings)
         try:
             # One span of lookahead tells which chunk is the document's last.
-            spans = iter_spans(structure.texts(), settings)
             previous = next(spans, None)
             if previous is None:
                 yield Err(
@@ -157,6 +197,17 @@ def iter_chunks(
                 current = next(spans, None)
                 yield Ok(make(seq, previous, current is None))
                 previous, seq = current, seq + 1
+        except ReadError as exc:
+            yield Err(
+                make_errinfo(
+                    exc.code,
+                    exc.msg,
+                    stage="chunk",
+                    path=src.path,
+                    exc=exc.__cause__,
+                    doc_id=src.doc_id,
+                )
+            )
         except (OSError, UnicodeDecodeError) as exc:
             # A streamed file changed after it was hashed: never a complete document.
             yield Err(
@@ -170,6 +221,7 @@ def iter_chunks(
                 )
             )
         finally:
+            spans.close()
             close_quietly(ex.pieces)
 
     def gen() -> Generator[Result[ChunkWithoutEmbedding, ErrInfo], None, None]:

@@ -183,6 +183,10 @@ def print_report(summary: RunSummary) -> None:
         f"files: {f['seen']} seen, {f['ingested']} ingested, {f['unchanged']} unchanged, "
         f"{f['skipped']} skipped, {f['failed']} failed"
     )
+    if f["by_reader"]:
+        console.print(
+            "files by reader: " + ", ".join(f"{k} {v}" for k, v in f["by_reader"].items())
+        )
     console.print(
         f"chunks: {c['seen']} seen, {c['embedded']} embedded, {c['reused']} reused, "
         f"{c['failed']} failed, "
@@ -219,12 +223,17 @@ def print_hits(hits: list[Hit], *, as_json: bool) -> None:
             sys.stdout.write(json.dumps(hit.to_jsonable(), ensure_ascii=False) + "\n")
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(highlight=False)
     if not hits:
         console.print("no results")
     for rank, hit in enumerate(hits, 1):
-        console.print(f"[bold]{rank}. {hit.score:.3f}[/]  {hit.path} [{hit.start}:{hit.end}]")
+        where = f" § {hit.section}" if hit.section else ""
+        console.print(
+            f"[bold]{rank}. {hit.score:.3f}[/]  "
+            + escape(f"{hit.path} [{hit.start}:{hit.end}]{where}")
+        )
         snippet = " ".join(hit.text.split())
         console.print("   " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), markup=False)
 

@@ -132,6 +132,8 @@ class Hit:
     title: str = ""
     section: str = ""
     page: int | None = None
+    reader: str = ""
+    encoding: str = ""
 
     def to_jsonable(self) -> dict[str, Any]:
         return {
@@ -143,6 +145,8 @@ class Hit:
             "title": self.title,
             "section": self.section,
             "page": self.page,
+            "reader": self.reader,
+            "encoding": self.encoding,
             "text": self.text,
         }
 

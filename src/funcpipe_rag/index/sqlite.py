@@ -629,7 +629,8 @@ class SqliteIndex:
             for score, rowid in ranked:
                 row = conn.execute(
                     'SELECT c.chunk_id, d.path, c.start, c."end", c.text, d.title, c.section, '
-                    "c.page FROM chunks c JOIN documents d USING (doc_id) WHERE c.rowid = ?",
+                    "c.page, d.reader, d.encoding "
+                    "FROM chunks c JOIN documents d USING (doc_id) WHERE c.rowid = ?",
                     (rowid,),
                 ).fetchone()
                 hits.append(Hit(score, *row))

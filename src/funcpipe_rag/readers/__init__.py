@@ -21,10 +21,26 @@ from ..result import Err, ErrInfo, Ok, Result
 from ..streams import Stage, close_quietly
 from ..walk import SourceFile
 from .base import Document, DocumentReader, Extraction, RawFile, TextPiece, reader_id
+from .decoding import AUTO
 from .files import AfterRead, read_bytes, read_skip
+from .html import HtmlReader
+from .markdown import MarkdownReader
+from .notebook import NotebookReader
 from .text import TextReader
 
-READERS: tuple[DocumentReader, ...] = (TextReader(),)
+
+def readers_for(*, encoding: str = AUTO) -> tuple[DocumentReader, ...]:
+    """The readers of a run, in the order they are asked: formats that sniff their
+    content first, then by extension, plain text last. ``encoding`` is the setting."""
+    return (
+        NotebookReader(),
+        HtmlReader(encoding),
+        MarkdownReader(encoding),
+        TextReader(encoding),
+    )
+
+
+READERS: tuple[DocumentReader, ...] = readers_for()
 
 
 def choose_reader(
@@ -92,10 +108,13 @@ def extract_documents(
 
 
 def iter_documents(
-    files: Iterable[Result[SourceFile, ErrInfo]], ledger: ResourceLedger
+    files: Iterable[Result[SourceFile, ErrInfo]],
+    ledger: ResourceLedger,
+    *,
+    readers: Iterable[DocumentReader] = READERS,
 ) -> Stage[Result[Extraction, ErrInfo]]:
     """Read and extract every file (no incremental skipping between the two)."""
-    return extract_documents(read_files(files, ledger), ledger)
+    return extract_documents(read_files(files, ledger, readers=readers), ledger)
 
 
 __all__ = [
@@ -111,4 +130,5 @@ __all__ = [
     "read_file",
     "read_files",
     "reader_id",
+    "readers_for",
 ]

@@ -33,12 +33,15 @@ class TextPiece:
     """A run of extracted text and where in the document's structure it sits.
 
     ``section`` is the heading path (``"Install > From source"``), ``page`` the
-    1-based page of a paged format.
+    1-based page of a paged format. ``boundary`` marks a hard boundary before this
+    piece (a heading, a new page): the chunker cuts the text there, so no chunk
+    straddles it; pieces without it continue the text before them.
     """
 
     text: str
     section: str = ""
     page: int | None = None
+    boundary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +102,23 @@ class DocumentReader(Protocol):
     def extract(self, raw: RawFile, ledger: ResourceLedger) -> Result[Extraction, ErrInfo]: ...
 
 
+class ReadError(Exception):
+    """A per-file failure found while a reader's pieces are consumed (a parser that
+    gives up half-way): the chunker turns it into ``Err`` with ``code``, and the file is
+    never stored as complete."""
+
+    def __init__(self, code: str, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
 def reader_id(reader: DocumentReader) -> str:
-    return f"{reader.name}/{reader.version}"
+    """``name/version``, plus the reader's ``options`` when it has any that change what
+    it extracts (``text/1;encoding=cp1252``): chunk identity and the unchanged-file check
+    use it, so a reader upgrade or a new option re-reads exactly the files it concerns."""
+    options = getattr(reader, "options", "")
+    return f"{reader.name}/{reader.version}" + (f";{options}" if options else "")
 
 
 __all__ = [
@@ -108,6 +126,7 @@ __all__ = [
     "DocumentReader",
     "Extraction",
     "RawFile",
+    "ReadError",
     "TextPiece",
     "reader_id",
 ]
