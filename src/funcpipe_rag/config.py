@@ -31,6 +31,7 @@ from typing import Any
 from .chunking.splitter import ChunkerSettings
 from .embedders.urls import without_credentials
 from .errors import ConfigError, IndexMismatchError
+from .index.options import IndexOptions
 from .walk import WalkOptions
 
 EMBEDDERS = ("hash", "openai", "ollama", "tei")
@@ -47,6 +48,7 @@ SECTIONS = {
     "chunker": "Chunking",
     "embedder": "Embedder",
     "walk": "Walk",
+    "postgres": "PostgreSQL",
 }
 
 
@@ -83,7 +85,11 @@ class RunSettings:
     """
 
     index: str = setting(
-        "funcpipe.db", section="ingest", help="the index file", commands=EVERY, metavar="FILE"
+        "funcpipe.db",
+        section="ingest",
+        help="the index: an SQLite file, or postgresql://user@host/db",
+        commands=EVERY,
+        metavar="FILE|URL",
     )
     max_rate: float = setting(
         0.2, section="ingest", help="the breaker trips when failed/seen exceeds this", lo=0, hi=1
@@ -221,6 +227,31 @@ class RunSettings:
         commands=WALKING,
     )  # fmt: skip
 
+    # PostgreSQL only (an SQLite index is one file, written by one run at a time).
+    collection: str = setting(
+        "funcpipe",
+        section="postgres",
+        help="the schema that holds the index in the database; one vector space each",
+        commands=EVERY,
+        metavar="NAME",
+    )
+    hnsw: bool = setting(
+        False,
+        section="postgres",
+        help="build an HNSW index: approximate search, for semantic embedders (exact otherwise)",
+    )
+    lease: float = setting(
+        30.0,
+        section="postgres",
+        help="seconds a worker's claim on files and contents lasts unrenewed (then others "
+        "take them over)",
+        lo=0.5,
+        hi=86400,
+    )
+    claim_files: int = setting(
+        8, section="postgres", help="files a worker claims at a time", lo=1, hi=10_000
+    )
+
     def __post_init__(self) -> None:
         for s in SETTINGS:
             check_value(s, getattr(self, s.name))
@@ -238,6 +269,15 @@ class RunSettings:
             exclude=self.exclude,
             hidden=self.hidden,
             max_file_bytes=int(self.max_file_mb * (1 << 20)),
+        )
+
+    def index_options(self) -> IndexOptions:
+        return IndexOptions(
+            lock_timeout_s=self.lock_timeout,
+            collection=self.collection,
+            hnsw=self.hnsw,
+            lease_s=self.lease,
+            claim_files=self.claim_files,
         )
 
     def remembered(self) -> dict[str, Any]:
