@@ -656,11 +656,12 @@ class PgIndex:
 
 def fetch_vectors(conn: psycopg.Connection[Any], content_hashes: Sequence[str]) -> dict[str, bytes]:
     """Content hash -> float32 little-endian bytes, for those of ``content_hashes`` stored."""
-    rows = conn.execute(
-        "SELECT content_hash, embedding FROM vectors WHERE content_hash = ANY(%s)",
-        (list(dict.fromkeys(content_hashes)),),
-    ).fetchall()
-    return {str(h): np.asarray(v, dtype="<f4").tobytes() for h, v in rows}
+    with conn.cursor(binary=True) as cur:  # binary: no text parsing of every float
+        rows = cur.execute(
+            "SELECT content_hash, embedding FROM vectors WHERE content_hash = ANY(%s)",
+            (list(dict.fromkeys(content_hashes)),),
+        ).fetchall()
+    return {str(h): v.to_numpy().astype("<f4").tobytes() for h, v in rows}
 
 
 def _read_meta(target: str, schema: str) -> dict[str, str] | None:
