@@ -512,7 +512,8 @@ def resolve(
                 raise IndexMismatchError(
                     f"{origins[s.name]} sets {s.name} = {merged[s.name]!r}, but the index "
                     f"{index_name} was built with {s.name} = {built!r}: drop the setting to "
-                    "use the index's own, use another --index, or --reembed to rebuild it"
+                    "use the index's own, use another --index (or --collection), or --reembed "
+                    "to rebuild it"
                 )
     return Resolution(RunSettings(**merged), origins)
 

@@ -188,7 +188,9 @@ def test_kill_9_at_random_points_loses_nothing_and_pays_only_for_what_was_in_fli
             total = inputs(server)
         if not pg:
             assert rows(db, "PRAGMA integrity_check") == [("ok",)]
-        stored = sorted(r[0] for r in rows(db, "SELECT chunk_id FROM chunks", collection=collection))
+        stored = sorted(
+            r[0] for r in rows(db, "SELECT chunk_id FROM chunks", collection=collection)
+        )
         assert stored == expected  # every chunk present, exactly once
         waste = total - distinct
         # Only batches in flight (or answered but not yet persisted) at the kill are bought

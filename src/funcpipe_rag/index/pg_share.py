@@ -47,6 +47,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _POLL_S = 0.25  # how often a run with nothing to take looks again
 _RETRIES = 4
+# The runs that hold a session on the server now. A run's sessions carry its name
+# (funcpipe/<run id>), and a killed run's sessions end with it: its claims can be taken
+# over at once instead of when their lease lapses. (A run cut off by the network keeps
+# its server session until TCP gives up; its lease covers that case.)
+LIVE_RUNS = (
+    "ARRAY(SELECT DISTINCT substr(application_name, 10) "
+    "FROM pg_stat_activity WHERE application_name LIKE 'funcpipe/%%')"
+)
 
 
 def retrying(fn: Callable[[], T]) -> T:
@@ -135,15 +143,23 @@ class PgContentClaims:
 
         def attempt() -> HashClaim:
             with conn.transaction():
+                live = conn.execute(f"SELECT {LIVE_RUNS}").fetchone()
                 # Sorted, so two runs claiming overlapping contents lock rows in one order.
+                # A claim is taken over when its lease lapsed or its run is gone.
                 rows = conn.execute(
                     "INSERT INTO content_claims (content_hash, worker, expires) "
                     "SELECT h, %(w)s, now() + %(lease)s * interval '1 second' "
                     "FROM unnest(%(hs)s::text[]) AS h ORDER BY h "
                     "ON CONFLICT (content_hash) DO UPDATE SET worker = excluded.worker, "
                     "expires = excluded.expires WHERE content_claims.expires < now() "
-                    "OR content_claims.worker = excluded.worker RETURNING content_hash",
-                    {"w": self._worker, "lease": self._lease, "hs": unique},
+                    "OR content_claims.worker = excluded.worker "
+                    "OR NOT content_claims.worker = ANY(%(live)s::text[]) RETURNING content_hash",
+                    {
+                        "w": self._worker,
+                        "lease": self._lease,
+                        "hs": unique,
+                        "live": live[0] if live else [],
+                    },
                 ).fetchall()
                 mine = {str(r[0]) for r in rows}
                 # Re-check: a payer may have stored its vector and let go of its claim
@@ -273,7 +289,8 @@ class PgShare:
                 "UPDATE file_claims SET state = 'taken', worker = %(w)s, "
                 "expires = now() + %(lease)s * interval '1 second' "
                 "WHERE doc_id IN (SELECT doc_id FROM file_claims "
-                "WHERE state = 'todo' OR (state = 'taken' AND expires < now()) "
+                "WHERE state = 'todo' OR (state = 'taken' AND (expires < now() "
+                f"OR NOT worker = ANY({LIVE_RUNS}))) "
                 "ORDER BY seq LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
                 "RETURNING seq, doc_id, path, fs_path, abs_path, size, mtime_ns",
                 {"w": self._worker, "lease": self._lease, "n": self._n},
@@ -297,17 +314,19 @@ class PgShare:
         other live runs still walking."""
         conn = self._index.main_session()
         row = conn.execute(
-            "SELECT count(*) FILTER (WHERE state = 'todo' OR "
-            "(state = 'taken' AND expires < now())), "
-            "count(*) FILTER (WHERE state = 'taken' AND expires >= now()), count(*) "
-            "FROM file_claims"
+            f"WITH live AS (SELECT {LIVE_RUNS} AS runs) "
+            "SELECT count(*) FILTER (WHERE state = 'todo' OR (state = 'taken' AND "
+            "(expires < now() OR NOT worker = ANY(live.runs)))), "
+            "count(*) FILTER (WHERE state = 'taken' AND expires >= now() "
+            "AND worker = ANY(live.runs)), count(*) FROM file_claims, live"
         ).fetchone()
         walkers = conn.execute(
-            "SELECT count(*) FROM workers WHERE NOT walked AND worker <> %s "
-            "AND heartbeat > now() - %s * interval '1 second'",
+            f"SELECT count(*) FROM workers WHERE NOT walked AND worker <> %s "
+            f"AND heartbeat > now() - %s * interval '1 second' AND worker = ANY({LIVE_RUNS})",
             (self._worker, self._lease),
         ).fetchone()
-        assert row is not None and walkers is not None
+        assert row is not None
+        assert walkers is not None
         return int(row[0]), int(row[1]), int(row[2]), int(walkers[0])
 
     def _more_to_take(self) -> bool:

@@ -373,29 +373,37 @@ class PgIndex:
         checks: list[tuple[str, str, tuple[Any, ...], str]] = [
             (
                 "INDEX/BAD_DIM",
-                "SELECT content_hash, vector_dims(embedding) FROM vectors "
-                "WHERE vector_dims(embedding) != %s",
+                (
+                    "SELECT content_hash, vector_dims(embedding) FROM vectors "
+                    "WHERE vector_dims(embedding) != %s"
+                ),
                 (dim,),
                 "vector {0} has {1} dimensions, the index holds {dim}",
             ),
             (
                 "INDEX/ORPHAN_CHUNK",
-                "SELECT chunk_id, doc_id FROM chunks c WHERE NOT EXISTS "
-                "(SELECT 1 FROM documents d WHERE d.doc_id = c.doc_id)",
+                (
+                    "SELECT chunk_id, doc_id FROM chunks c WHERE NOT EXISTS "
+                    "(SELECT 1 FROM documents d WHERE d.doc_id = c.doc_id)"
+                ),
                 (),
                 "chunk {0} belongs to no document ({1})",
             ),
             (
                 "INDEX/MISSING_VECTOR",
-                "SELECT chunk_id, content_hash FROM chunks c WHERE NOT EXISTS "
-                "(SELECT 1 FROM vectors v WHERE v.content_hash = c.content_hash)",
+                (
+                    "SELECT chunk_id, content_hash FROM chunks c WHERE NOT EXISTS "
+                    "(SELECT 1 FROM vectors v WHERE v.content_hash = c.content_hash)"
+                ),
                 (),
                 "chunk {0} has no vector ({1})",
             ),
             (
                 "INDEX/EMPTY_DOCUMENT",
-                "SELECT doc_id, path FROM documents d WHERE complete AND NOT EXISTS "
-                "(SELECT 1 FROM chunks c WHERE c.doc_id = d.doc_id)",
+                (
+                    "SELECT doc_id, path FROM documents d WHERE complete AND NOT EXISTS "
+                    "(SELECT 1 FROM chunks c WHERE c.doc_id = d.doc_id)"
+                ),
                 (),
                 "document {1} is marked complete but has no chunks",
             ),
@@ -403,15 +411,19 @@ class PgIndex:
                 "INDEX/INCOMPLETE",
                 "SELECT doc_id, path FROM documents WHERE NOT complete AND note = 'embed'",
                 (),
-                "document {1} is not stored completely: some of its chunks failed to "
-                "embed (that run's report names the errors); the next run retries them",
+                (
+                    "document {1} is not stored completely: some of its chunks failed to "
+                    "embed (that run's report names the errors); the next run retries them"
+                ),
             ),
             (
                 "INDEX/INCOMPLETE",
                 "SELECT doc_id, path FROM documents WHERE NOT complete AND note = ''",
                 (),
-                "document {1} is not stored completely: the run that wrote it stopped "
-                "before its last chunk (interrupted, or the file changed while read)",
+                (
+                    "document {1} is not stored completely: the run that wrote it stopped "
+                    "before its last chunk (interrupted, or the file changed while read)"
+                ),
             ),
         ]
         findings: list[Finding] = []
@@ -419,7 +431,7 @@ class PgIndex:
             for code, query, args, template in checks:
                 if code == "INDEX/BAD_DIM" and not dim:
                     continue
-                for row in conn.execute(query, args):  # type: ignore[call-overload]
+                for row in conn.execute(query, args):
                     findings.append(Finding(code, template.format(*row, dim=dim)))
         except psycopg.Error as exc:
             findings.append(Finding("INDEX/INTEGRITY", f"the collection cannot be read: {exc}"))
