@@ -62,7 +62,7 @@ def top_hits(target: str, query: str, url: str, k: int = 10) -> list[tuple[str, 
 
 
 @pytest.fixture
-def reference(tmp_path: Path) -> Iterator[tuple[Path, str, set[str]]]:
+def reference(tmp_path: Path) -> tuple[Path, str, set[str]]:
     """The corpus, a one-worker SQLite index of it and its distinct contents."""
     tree = corpus(tmp_path / "docs")
     db = str(tmp_path / "ref.db")

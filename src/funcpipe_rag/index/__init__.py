@@ -51,6 +51,8 @@ class Backend(Protocol):
 
     def exists(self, target: str, options: IndexOptions) -> bool: ...
 
+    def discard(self, target: str, options: IndexOptions) -> None: ...
+
 
 def is_postgres(target: str | Path) -> bool:
     return isinstance(target, str) and target.startswith(_PG_SCHEMES)
@@ -105,6 +107,11 @@ def index_exists(target: str | Path, options: IndexOptions | None = None) -> boo
     return _backend(target).exists(str(target), options or IndexOptions())
 
 
+def discard_index(target: str | Path, options: IndexOptions | None = None) -> None:
+    """Delete the index at ``target`` and everything it holds (scratch indexes only)."""
+    _backend(target).discard(str(target), options or IndexOptions())
+
+
 def read_remembered(
     target: str | Path, options: IndexOptions | None = None
 ) -> dict[str, Any] | None:
@@ -128,6 +135,7 @@ __all__ = [
     "PendingChunk",
     "StoredDocument",
     "VectorIndex",
+    "discard_index",
     "index_exists",
     "index_name",
     "is_postgres",

@@ -725,6 +725,15 @@ class _PostgresBackend:
     def exists(self, target: str, options: IndexOptions) -> bool:
         return _read_meta(target, check_collection(options.collection)) is not None
 
+    def discard(self, target: str, options: IndexOptions) -> None:
+        schema = sql.Identifier(check_collection(options.collection))
+        session = PgConnection(target, ResourceLedger(), "funcpipe/discard", "discard")
+        try:
+            with guard(target, "dropping a collection"):
+                session.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema))
+        finally:
+            session.close()
+
 
 BACKEND = _PostgresBackend()
 

@@ -857,5 +857,10 @@ class _SqliteBackend:
     def exists(self, target: str, options: IndexOptions) -> bool:
         return Path(target).exists()
 
+    def discard(self, target: str, options: IndexOptions) -> None:
+        path = Path(target)
+        for leftover in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+
 
 BACKEND = _SqliteBackend()
