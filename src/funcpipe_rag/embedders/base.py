@@ -274,14 +274,16 @@ def _pay(
             borrowed.add(h)
         mine = [h for h in waiting if h in claim.mine]
         if mine:
+            stored: set[str] = set()
             try:
                 outcomes = embedder.embed_batch([text_of[h] for h in mine])
                 fresh = dict(zip(mine, outcomes, strict=True))
                 if persist is not None:
-                    _persist(fresh, persist)
+                    _persist(fresh, persist)  # the store lets go of the claims it stores
+                    stored = {h for h, r in fresh.items() if isinstance(r, Ok)}
                 got.update(fresh)
             finally:
-                claims.release(mine)
+                claims.release([h for h in mine if h not in stored])
         waiting = [h for h in waiting if h not in got]
         if waiting and cancel.wait(poll_s):
             stopped = make_errinfo(

@@ -174,7 +174,8 @@ class ContentClaims(Protocol):
         ...
 
     def release(self, content_hashes: Sequence[str]) -> None:
-        """Give up claims (paid and stored, or failed: another run may try again)."""
+        """Give up claims that were not paid off (failed: another run may try again).
+        Storing a vector (:meth:`VectorIndex.store_vectors`) lets go of its claim."""
         ...
 
 

@@ -143,7 +143,6 @@ class PgContentClaims:
 
         def attempt() -> HashClaim:
             with conn.transaction():
-                live = conn.execute(f"SELECT {LIVE_RUNS}").fetchone()
                 # Sorted, so two runs claiming overlapping contents lock rows in one order.
                 # A claim is taken over when its lease lapsed or its run is gone.
                 rows = conn.execute(
@@ -153,13 +152,8 @@ class PgContentClaims:
                     "ON CONFLICT (content_hash) DO UPDATE SET worker = excluded.worker, "
                     "expires = excluded.expires WHERE content_claims.expires < now() "
                     "OR content_claims.worker = excluded.worker "
-                    "OR NOT content_claims.worker = ANY(%(live)s::text[]) RETURNING content_hash",
-                    {
-                        "w": self._worker,
-                        "lease": self._lease,
-                        "hs": unique,
-                        "live": live[0] if live else [],
-                    },
+                    f"OR NOT content_claims.worker = ANY({LIVE_RUNS}) RETURNING content_hash",
+                    {"w": self._worker, "lease": self._lease, "hs": unique},
                 ).fetchall()
                 mine = {str(r[0]) for r in rows}
                 # Re-check: a payer may have stored its vector and let go of its claim

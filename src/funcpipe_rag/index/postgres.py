@@ -603,6 +603,11 @@ class PgIndex:
                     "INSERT INTO vectors SELECT * FROM stage_vectors ORDER BY content_hash "
                     "ON CONFLICT (content_hash) DO NOTHING"
                 )
+                # Paid and stored: this run's claims on them are done (see pg_share).
+                cur.execute(
+                    "DELETE FROM content_claims WHERE worker = %s AND content_hash = ANY(%s)",
+                    (self.run_id, sorted(vectors)),
+                )
 
         with self._side_lock, guard(self.target, "storing vectors"):
             retrying(attempt)

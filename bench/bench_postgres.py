@@ -1,0 +1,176 @@
+"""Workers sharing one PostgreSQL index, and the PostgreSQL sink against SQLite's.
+
+Target (reported, never asserted): 2 workers reach at least 1.7x the chunks/s of one.
+
+Setup. A throwaway PostgreSQL 16 + pgvector 0.6 server (``tests.pgcluster``, from the
+``pgserver`` wheel) and ``funcpipe serve --latency-ms 20`` (a remote-bound embedder: every
+request waits 20 ms), each in its own processes. The corpus is the real one at
+``/work/corpus/small`` when it is there (300 files from the stdlib and /usr/share/doc),
+else ``bench_ingest.write_corpus`` text of the same size.
+
+* Workers: 1, 2 and 4 ``funcpipe ingest CORPUS --index postgresql://...`` processes
+  started together on a fresh database, each with one request of ``BATCH`` chunks in
+  flight (``--concurrency 1``), so one worker is bound by the server's latency, as a
+  worker talking to a remote model is. ``chunks_per_s`` = the distinct chunks stored /
+  the wall time from the first start to the last exit (interpreter start-up included);
+  ``paid`` = inputs the server embedded (each content once: equal to ``chunks`` when no
+  content repeats, fewer when some do).
+* Sink: rows/s of the index write path alone, in this process: ``N_SINK`` chunks of 800
+  characters with 384-d vectors, vectors stored in batches of 64 (as the embedding
+  threads do) and chunk rows in transactions of 256 (``commit_every``), on a fresh
+  SQLite file and a fresh PostgreSQL collection, best of ``ROUNDS``.
+
+Run: ``python -m bench postgres``; about two minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tests.pgcluster import PgCluster
+
+from funcpipe_rag.index import IndexSpace, PendingChunk, open_index
+from funcpipe_rag.leakcheck import LocalServer
+from funcpipe_rag.policies.ledger import ResourceLedger
+
+from .bench_ingest import write_corpus
+
+Row = dict[str, Any]
+REAL_CORPUS = Path("/work/corpus/small")
+BATCH = 64
+N_SINK = 20_000
+ROUNDS = 2
+
+
+def _corpus(work: Path) -> Path:
+    if REAL_CORPUS.is_dir():
+        return REAL_CORPUS
+    root = work / "corpus"
+    write_corpus(root, 8_000_000)
+    return root
+
+
+def _workers(corpus: Path, url: str, server_url: str, n: int, work: Path) -> Row:
+    reports = [work / f"w{n}-{i}.json" for i in range(n)]
+    command = [
+        sys.executable, "-m", "funcpipe_rag.cli", "ingest", str(corpus), "--index", url,
+        "--embedder", "openai", "--url", server_url, "--model", "bench",
+        "--batch-size", str(BATCH), "--concurrency", "1", "--quiet",
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen([*command, "--report-file", str(r)], stderr=subprocess.DEVNULL)
+        for r in reports
+    ]
+    codes = [p.wait() for p in procs]
+    wall = time.perf_counter() - t0
+    docs = [json.loads(r.read_text()) for r in reports]
+    stored = sum(d["chunks"]["stored"] for d in docs)
+    paid = sum(d["chunks"]["embedded"] for d in docs)
+    return {
+        "name": f"postgres: {n} worker{'s' if n > 1 else ''} into one index",
+        "workers": n,
+        "files": sum(d["files"]["ingested"] for d in docs),
+        "chunks": stored,
+        "paid": paid,
+        "seconds": round(wall, 2),
+        "chunks_per_s": round(stored / wall, 1),
+        "status": ", ".join(f"exit {c}" for c in codes),
+    }
+
+
+def _pending(n: int, dim: int) -> tuple[list[PendingChunk], dict[str, bytes]]:
+    rng = np.random.default_rng(7)
+    chunks: list[PendingChunk] = []
+    vectors: dict[str, bytes] = {}
+    text = "lorem ipsum dolor sit amet " * 30  # ~800 characters
+    for i in range(n):
+        doc = i // 100
+        h = f"{i:032x}"
+        v = rng.standard_normal(dim).astype("<f4")
+        vectors[h] = (v / np.linalg.norm(v)).tobytes()
+        chunks.append(
+            PendingChunk(
+                chunk_id=f"c{i:023x}", doc_id=f"d{doc:023x}", path=f"docs/{doc}.md",
+                abs_path=f"/bench/docs/{doc}.md", seq=i % 100, start=0, end=len(text), text=text,
+                content_hash=h, doc_size=80_000, doc_mtime_ns=0, doc_hash=f"{doc:032x}",
+                last_of_doc=i % 100 == 99, doc_failed=False,
+            )
+        )  # fmt: skip
+    return chunks, vectors
+
+
+def _sink(target: str, chunks: list[PendingChunk], vectors: dict[str, bytes]) -> float:
+    """Seconds to store every vector (batches of 64) and chunk row (batches of 256)."""
+    space = IndexSpace("hash", "bench", 384, "bench")
+    index = open_index(target, space, ResourceLedger())
+    try:
+        keys = list(vectors)
+        t0 = time.perf_counter()
+        for i in range(0, len(keys), 64):
+            index.store_vectors({k: vectors[k] for k in keys[i : i + 64]})
+        for i in range(0, len(chunks), 256):
+            index.write(chunks[i : i + 256])
+        return time.perf_counter() - t0
+    finally:
+        index.close()
+
+
+def bench_postgres() -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="funcpipe-bench-pg-") as tmp:
+        work = Path(tmp)
+        corpus = _corpus(work)
+        cluster = PgCluster()
+        try:
+            cluster.start()
+            with LocalServer(work, "--latency-ms", "20") as server:
+                for n in (1, 2, 4):
+                    rows.append(_workers(corpus, cluster.create_database(), server.url, n, work))
+            one = rows[0]["chunks_per_s"]
+            for row in rows:
+                row["ratio_vs_1"] = round(row["chunks_per_s"] / one, 3)
+            rows.append(
+                {
+                    "name": "postgres target: 2 workers >= 1.7x one",
+                    "workers": 2,
+                    "ratio_vs_1": rows[1]["ratio_vs_1"],
+                    "status": "met" if rows[1]["ratio_vs_1"] >= 1.7 else "not met",
+                }
+            )
+            chunks, vectors = _pending(N_SINK, 384)
+            best: dict[str, float] = {}
+            for r in range(ROUNDS):
+                for backend in ("sqlite", "postgres"):
+                    if backend == "sqlite":
+                        target = str(work / f"sink-{r}.db")
+                    else:
+                        target = cluster.create_database()
+                    seconds = _sink(target, chunks, vectors)
+                    best[backend] = min(best.get(backend, seconds), seconds)
+            for backend, seconds in best.items():
+                rows.append(
+                    {
+                        "name": f"sink: {backend} (vectors by 64, chunk rows by 256)",
+                        "chunks": N_SINK,
+                        "seconds": round(seconds, 3),
+                        "rows_per_s": round(N_SINK / seconds, 1),
+                        "ratio_vs_sqlite": round(best["sqlite"] / seconds, 3),
+                    }
+                )
+        finally:
+            cluster.close()
+    return rows
+
+
+if __name__ == "__main__":
+    from .__main__ import table
+
+    print(table(bench_postgres()))
