@@ -38,6 +38,11 @@ def pgserver_bin() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+def _open_to_others(folder: Path) -> bool:
+    """Whether a user with no rights of its own can reach and run what ``folder`` holds."""
+    return all(part.stat().st_mode & 1 for part in (folder, *folder.parents))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,6 +100,17 @@ class PgCluster(_Databases):
         if os.geteuid() == 0:
             self._as = {"user": "nobody", "group": "nogroup", "extra_groups": []}
             shutil.chown(self.root, "nobody", "nogroup")
+            if not _open_to_others(self.bin):
+                # A clone under a private folder (a home directory, say): `nobody` cannot
+                # reach the binaries there, so run a copy (~28 MB), laid out as installed:
+                # the binaries find their libraries at $ORIGIN/../../../pgserver.libs.
+                install = self.bin.parent
+                site = install.parent.parent
+                copy = self.root / "site"
+                for part in ("bin", "lib", "share"):
+                    shutil.copytree(install / part, copy / "pgserver" / "pginstall" / part)
+                shutil.copytree(site / "pgserver.libs", copy / "pgserver.libs")
+                self.bin = copy / "pgserver" / "pginstall" / "bin"
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-sync", "--no-instructions")  # fmt: skip
 
