@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from funcpipe_rag.api.core import IngestRequest, RunSettings, ingest
-from funcpipe_rag.index import index_exists, open_index
+from funcpipe_rag.index import IndexOptions, index_exists, open_index
 from funcpipe_rag.policies.ledger import ResourceLedger
+from funcpipe_rag.result import Ok
+from funcpipe_rag.walk import iter_paths
 from tests.cli.helpers import prose, run_cli, write_tree
 from tests.indexes import count, execute, rows
 
@@ -118,3 +120,30 @@ def test_an_empty_database_is_not_an_index(pg_database: str) -> None:
     assert not index_exists(pg_database)
     with pytest.raises(Exception, match="index not found"):
         open_index(pg_database, None, ResourceLedger(), readonly=True)
+
+
+def test_the_claiming_stage_is_lazy_and_closes_its_walk(tmp_path: Path, pg_database: str) -> None:
+    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 2) for i in range(5)})
+    _ingest(tree, pg_database)  # a collection to open
+    ledger = ResourceLedger()
+    index = open_index(pg_database, None, ledger, options=IndexOptions(claim_files=2))
+    share = index.share()
+    try:
+        walk = iter_paths([str(tree)], RunSettings().walk_options())
+        rounds = share.rounds(lambda: walk)
+        files = next(rounds)  # the first round's stream exists; nothing was published yet
+        assert rows(pg_database, "SELECT count(*) FROM file_claims") == [(0,)]
+        first = next(files)
+        assert isinstance(first, Ok)
+        assert rows(pg_database, "SELECT count(*) FROM file_claims") == [(2,)]  # one batch
+        taken = rows(pg_database, "SELECT state, worker FROM file_claims WHERE state = 'taken'")
+        assert len(taken) <= 2 and {w for _, w in taken} == {index.run_id}
+        files.close()
+        with pytest.raises(StopIteration):
+            next(walk)  # closing the stage closed the walk
+        rounds.close()
+    finally:
+        share.close()
+        index.close()
+    assert rows(pg_database, "SELECT count(*) FROM file_claims WHERE state = 'taken'") == [(0,)]
+    assert ledger.snapshot().open_total == 0

@@ -214,7 +214,7 @@ def ingest_command(
                 render.note_line(
                     f"funcpipe: an unfinished --reembed rebuild is beside the index ({leftover}); "
                     f"`funcpipe ingest ... --reembed` with its settings resumes it, deleting "
-                    "the file discards it"
+                    "it discards it"
                 )
             if plan:
                 raise typer.Exit(_plan(paths, settings, from_stdin, null))

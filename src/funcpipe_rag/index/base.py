@@ -1,9 +1,12 @@
 """The index seam: what ingest, search, verify and plan need from a vector store.
 
 The orchestrators know only :class:`VectorIndex` and the named records below; SQLite
-(:mod:`.sqlite`) is one backend behind :func:`funcpipe_rag.index.open_index`. A store
-owns its storage *and* its ranking: :meth:`VectorIndex.search` ranks in the store's own
-engine, so another backend can rank where its vectors live.
+(:mod:`.sqlite`) and PostgreSQL (:mod:`.postgres`) are the backends behind
+:func:`funcpipe_rag.index.open_index`. A store owns its storage *and* its ranking:
+:meth:`VectorIndex.search` ranks in the store's own engine (numpy over SQLite blobs;
+pgvector in the database). A store also says how runs writing it share the work
+(:meth:`VectorIndex.share`): alone behind a lock (SQLite), or through claims on files and
+contents that many runs take from one database (PostgreSQL).
 
 Identity the index relies on (see :mod:`funcpipe_rag.chunking.chunks`): a vector is
 stored once per ``content_hash``; a chunk row is one position in one document; a
