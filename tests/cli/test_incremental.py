@@ -150,6 +150,7 @@ def test_a_stdin_path_list_prunes_only_when_asked(tmp_path: Path, index_target: 
         assert len(rows(db, "SELECT doc_id FROM documents")) == remaining
 
 
+@pytest.mark.timeout(360)  # three kills and three re-runs of a 2,000-chunk tree
 def test_kill_9_at_random_points_loses_nothing_and_pays_only_for_what_was_in_flight(
     tmp_path: Path, index_target: str
 ) -> None:

@@ -23,7 +23,7 @@ TEI = ("--embedder", "tei")
 BATCH, CONCURRENCY = 8, 2
 
 
-def corpus(root: Path, files: int = 36, paragraphs: int = 24) -> Path:
+def corpus(root: Path, files: int = 30, paragraphs: int = 20) -> Path:
     """Prose with shared boilerplate, so runs meet the same contents at the same time."""
     licence = "Licensed under the same terms as the garden recipe ledger, with no warranty."
     return write_tree(
@@ -72,6 +72,9 @@ def reference(tmp_path: Path) -> tuple[Path, str, set[str]]:
     return tree, db, {r[0] for r in rows(db, "SELECT content_hash FROM vectors")}
 
 
+# Several CLI processes at once, with a reference run and a second pass: on two shared
+# cores these take over a minute, so they get more than the default 120 s.
+@pytest.mark.timeout(360)
 def test_three_workers_pay_each_content_once_and_match_one_sqlite_worker(
     tmp_path: Path, pg_database: str, reference: tuple[Path, str, set[str]]
 ) -> None:
@@ -115,6 +118,7 @@ def test_three_workers_pay_each_content_once_and_match_one_sqlite_worker(
     assert run_cli("verify", "--index", pg_database, str(tree)).returncode == 0
 
 
+@pytest.mark.timeout(360)
 def test_a_killed_worker_files_are_finished_by_the_others_with_bounded_waste(
     tmp_path: Path, pg_database: str, reference: tuple[Path, str, set[str]]
 ) -> None:
@@ -157,6 +161,7 @@ def own_cluster() -> Iterator[PgCluster]:
         cluster.close()
 
 
+@pytest.mark.timeout(300)
 def test_a_server_restart_mid_run_stops_cleanly_and_keeps_what_was_stored(
     tmp_path: Path, own_cluster: PgCluster
 ) -> None:
