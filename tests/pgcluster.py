@@ -97,6 +97,14 @@ class PgCluster(_Databases):
         self.log = self.root / "server.log"
         self.port = free_port()
         self._as: dict[str, Any] = {}
+        try:
+            self._prepare()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+    def _prepare(self) -> None:
+        """initdb, as ``nobody`` under root (with a reachable copy of the binaries)."""
         if os.geteuid() == 0:
             self._as = {"user": "nobody", "group": "nogroup", "extra_groups": []}
             shutil.chown(self.root, "nobody", "nogroup")
