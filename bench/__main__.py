@@ -16,6 +16,7 @@ from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
 from .bench_ingest import bench_ingest
 from .bench_policies import bench_policies
+from .bench_postgres import bench_postgres
 from .bench_readers import bench_readers
 from .bench_real import bench_real
 from .bench_rerun import bench_rerun
@@ -31,6 +32,7 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "rerun": bench_rerun,
     "readers": bench_readers,
     "real": bench_real,
+    "postgres": bench_postgres,
 }
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from .chunking.splitter import ChunkerSettings
 from .embedders.urls import without_credentials
 from .errors import ConfigError, IndexMismatchError
+from .index.options import IndexOptions
 from .readers.decoding import check_encoding
 from .walk import WalkOptions
 
@@ -49,6 +50,7 @@ SECTIONS = {
     "embedder": "Embedder",
     "walk": "Walk",
     "read": "Reading",
+    "postgres": "PostgreSQL",
 }
 
 
@@ -85,7 +87,11 @@ class RunSettings:
     """
 
     index: str = setting(
-        "funcpipe.db", section="ingest", help="the index file", commands=EVERY, metavar="FILE"
+        "funcpipe.db",
+        section="ingest",
+        help="the index: an SQLite file, or postgresql://user@host/db",
+        commands=EVERY,
+        metavar="FILE|URL",
     )
     max_rate: float = setting(
         0.2, section="ingest", help="the breaker trips when failed/seen exceeds this", lo=0, hi=1
@@ -239,6 +245,31 @@ class RunSettings:
         metavar="CODEC",
     )
 
+    # PostgreSQL only (an SQLite index is one file, written by one run at a time).
+    collection: str = setting(
+        "funcpipe",
+        section="postgres",
+        help="the schema that holds the index in the database; one vector space each",
+        commands=EVERY,
+        metavar="NAME",
+    )
+    hnsw: bool = setting(
+        False,
+        section="postgres",
+        help="build an HNSW index: approximate search, for semantic embedders (exact otherwise)",
+    )
+    lease: float = setting(
+        30.0,
+        section="postgres",
+        help="seconds a worker's claim on files and contents lasts unrenewed (then others "
+        "take them over)",
+        lo=0.5,
+        hi=86400,
+    )
+    claim_files: int = setting(
+        8, section="postgres", help="files a worker claims at a time", lo=1, hi=10_000
+    )
+
     def __post_init__(self) -> None:
         for s in SETTINGS:
             check_value(s, getattr(self, s.name))
@@ -258,6 +289,15 @@ class RunSettings:
             hidden=self.hidden,
             max_file_bytes=int(self.max_file_mb * (1 << 20)),
             ignore_files=self.ignore,
+        )
+
+    def index_options(self) -> IndexOptions:
+        return IndexOptions(
+            lock_timeout_s=self.lock_timeout,
+            collection=self.collection,
+            hnsw=self.hnsw,
+            lease_s=self.lease,
+            claim_files=self.claim_files,
         )
 
     def remembered(self) -> dict[str, Any]:
@@ -492,7 +532,8 @@ def resolve(
                 raise IndexMismatchError(
                     f"{origins[s.name]} sets {s.name} = {merged[s.name]!r}, but the index "
                     f"{index_name} was built with {s.name} = {built!r}: drop the setting to "
-                    "use the index's own, use another --index, or --reembed to rebuild it"
+                    "use the index's own, use another --index (or --collection), or --reembed "
+                    "to rebuild it"
                 )
     return Resolution(RunSettings(**merged), origins)
 

@@ -12,6 +12,7 @@ not at the first ``next()``), misuse of a closed resource, and cleanup failures:
     ├── CleanupError           a close() failed with no other exception in flight
     ├── IndexLockedError       another writer holds the index past the timeout
     ├── IndexWriteError        the index cannot store a batch (disk full, I/O error)
+    │   └── IndexUnavailableError  the index's database server cannot be reached
     └── EmbeddingUnavailableError  a one-off embedding (a search query) failed
 
     RunInterrupted (a BaseException, like KeyboardInterrupt): SIGTERM during a run
@@ -63,6 +64,12 @@ class IndexLockedError(FuncpipeError):
 class IndexWriteError(FuncpipeError):
     """A write transaction failed (disk full, I/O error, read-only media) and was rolled
     back: nothing of that batch is stored, and nothing of it may be claimed."""
+
+
+class IndexUnavailableError(IndexWriteError):
+    """The index's database server refused the connection or went away mid-run (a
+    restart, a network failure). Mid-run it ends the run like any failed write: what
+    committed stays stored, nothing else is claimed."""
 
 
 class EmbeddingUnavailableError(FuncpipeError):

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 
 from .chunking.chunks import Chunk, ChunkWithoutEmbedding, iter_chunks
@@ -32,8 +31,18 @@ from .embedders.base import Embedder, embed_chunks
 from .embedders.factory import content_space, open_embedder
 from .embedders.http import HttpEmbedder
 from .errors import ConfigError, FuncpipeError, IndexWriteError, RunInterrupted
-from .index import IndexSpace, PendingChunk, VectorIndex, open_index
+from .index import (
+    ContentClaims,
+    FileShare,
+    IndexSpace,
+    PendingChunk,
+    VectorIndex,
+    index_name,
+    open_index,
+)
+from .index.base import FileStream
 from .index.cache import VectorCache
+from .index.local import LocalShare
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
@@ -238,18 +247,23 @@ def build_pipeline(
     executor: Executor | None = None,
     seen: set[str] | None = None,
     cache: VectorCache | None = None,
+    *,
+    files: FileStream | None = None,
+    claims: ContentClaims | None = None,
 ) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
-    """The lazy stage chain of one run; creating it does no I/O.
+    """The lazy stage chain of one run (or of one round of it); creating it does no I/O.
 
-    With an ``executor``, up to ``settings.concurrency`` embedding batches are in flight.
+    ``files`` is the stream of files to process (the request's walk when None). With an
+    ``executor``, up to ``settings.concurrency`` embedding batches are in flight.
     ``seen`` collects the id of every file the walk found that still exists as a
     document (ingested, unchanged or failed): the run prunes the others afterwards.
-    Vectors are looked up in and persisted to the index, else to ``cache``.
+    Vectors are looked up in and persisted to the index, else to ``cache``; ``claims``
+    makes each content paid once across runs sharing the index.
     """
     seen = set() if seen is None else seen
     settings = req.settings
-    roots: Iterable[str] = req.path_list if req.path_list is not None else req.roots
-    files: Stage[Result[SourceFile, ErrInfo]] = iter_paths(roots, settings.walk_options())
+    if files is None:
+        files = walk_request(req)
 
     def keep(r: Result[RawFile, ErrInfo]) -> bool:
         """Count each file once; drop skips and unchanged files before they are parsed."""
@@ -296,10 +310,17 @@ def build_pipeline(
         executor=executor,
         window=settings.concurrency if executor is not None else 1,
         persist=store.store_vectors if store is not None else None,
+        claims=claims,
     )
     return circuit_breaker_rate_emit(
         embedded, max_rate=settings.max_rate, min_samples=settings.min_samples
     )
+
+
+def walk_request(req: IngestRequest) -> Stage[Result[SourceFile, ErrInfo]]:
+    """The files the request names: its roots walked, or its path list."""
+    roots: Iterable[str] = req.path_list if req.path_list is not None else req.roots
+    return iter_paths(roots, req.settings.walk_options())
 
 
 @contextlib.contextmanager
@@ -314,16 +335,21 @@ def worker_pool(workers: int, ledger: ResourceLedger) -> Iterator[ThreadPoolExec
 
 
 def _prune(index: VectorIndex, req: IngestRequest, seen: set[str]) -> int:
-    """Forget the documents of files deleted from the walked roots.
+    """Forget the documents of files deleted from the walked roots; then make a rebuild
+    (``--reembed``) the live index.
 
     Only after a walk that saw everything (no breaker trip, no early stop, no
-    interruption), only under the folders this run walked, and for a stdin path list
-    only when asked (``prune_listed``: the list is then the whole index).
+    interruption) — with runs sharing the index, once the whole corpus is done, in the
+    run that completes it — only under the folders this run walked, and for a stdin path
+    list only when asked (``prune_listed``: the list is then the whole index).
     """
     if req.path_list is not None:
-        return index.prune((), seen, everything=True) if req.prune_listed else 0
-    folders = [display_path(os.path.abspath(r)) for r in req.roots if os.path.isdir(r)]
-    return index.prune(folders, seen) if folders else 0
+        pruned = index.prune((), seen, everything=True) if req.prune_listed else 0
+    else:
+        folders = [display_path(os.path.abspath(r)) for r in req.roots if os.path.isdir(r)]
+        pruned = index.prune(folders, seen) if folders else 0
+    index.finish()
+    return pruned
 
 
 def _check_roots(req: IngestRequest) -> None:
@@ -375,7 +401,7 @@ def ingest(
     os_before = os_snapshot()
     t0 = time.perf_counter()
     status, reason, signal_exit = "ok", "", None
-    index_path = None if not req.use_index else str(Path(settings.index))
+    index_path = None if not req.use_index else index_name(settings.index)
     sink: _Sink | None = None
     _check_roots(req)
     try:
@@ -390,7 +416,7 @@ def ingest(
                     _space_of(embedder, settings),
                     ledger,
                     rebuild=req.reembed,
-                    lock_timeout_s=settings.lock_timeout,
+                    options=settings.index_options(),
                 )
                 stack.callback(index.close, "index")
                 index.remember(settings.remembered())
@@ -404,7 +430,11 @@ def ingest(
                 executor = stack.enter_context(
                     worker_pool(settings.concurrency, ledger), "worker pool"
                 )
-            seen: set[str] = set()
+            # Other runs writing the same index share the corpus with this one (claims on
+            # files and contents); alone, the walk is the one round.
+            share: FileShare = index.share() if index is not None else LocalShare()
+            stack.callback(share.close, "work share")
+            seen = share.seen
             sink = _Sink(
                 index,
                 req.jsonl,
@@ -414,24 +444,34 @@ def ingest(
                 with_vectors=req.with_vectors,
             )
             stack.callback(sink.finish, "sink commit")
-            pipeline = build_pipeline(req, embedder, index, stats, ledger, executor, seen, cache)
-            stack.callback(pipeline.close, "pipeline")
+            rounds = share.rounds(lambda: walk_request(req))
+            stack.callback(rounds.close, "rounds")
             last_report = time.monotonic()
             walked_all = True
-            for n, r in enumerate(pipeline):
-                if on_result is not None and on_result(r) is False:
-                    walked_all = False
+            for files in rounds:
+                pipeline = build_pipeline(
+                    req, embedder, index, stats, ledger, executor, seen, cache,
+                    files=files, claims=share.content_claims,
+                )  # fmt: skip
+                stack.callback(pipeline.close, "pipeline")
+                for n, r in enumerate(pipeline):
+                    if on_result is not None and on_result(r) is False:
+                        walked_all = False
+                        break
+                    sink.accept(r)
+                    if on_progress is not None and n % 64 == 0:
+                        now = time.monotonic()
+                        if now - last_report >= progress_every_s:
+                            last_report = now
+                            on_progress(stats)
+                pipeline.close()
+                if not walked_all or sink.breaker is not None:
                     break
-                sink.accept(r)
-                if on_progress is not None and n % 64 == 0:
-                    now = time.monotonic()
-                    if now - last_report >= progress_every_s:
-                        last_report = now
-                        on_progress(stats)
+                sink.commit()  # the round's files are stored before they count as done
+                share.round_done()
             if index is not None and walked_all and sink.breaker is None:
-                sink.commit()
-                stats.files_pruned = _prune(index, req, seen)
-                index.finish()
+                live = index
+                stats.files_pruned = share.finish(lambda keep: _prune(live, req, keep))
     except KeyboardInterrupt:
         status, reason, signal_exit = "interrupted", "SIGINT", EXIT_SIGINT
     except RunInterrupted as exc:

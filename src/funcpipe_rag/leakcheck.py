@@ -29,6 +29,8 @@ from typing import Any
 import httpx
 
 from .config import RunSettings, resolve_settings
+from .errors import FuncpipeError
+from .index import IndexOptions, discard_index, is_postgres
 from .ingest import IngestRequest, ingest
 from .summary import RunSummary
 
@@ -90,10 +92,16 @@ class Target:
     >>> Target()                                                  # built-in corpus, hash
     >>> Target(path=Path("docs"))
     >>> Target(path=Path("docs"), embedder={"embedder": "tei", "url": "http://127.0.0.1:8080"})
+    >>> Target(index="postgresql://funcpipe@db.internal/scratch")   # the PostgreSQL backend
+
+    ``index``: a PostgreSQL database to run the scenarios against; each scenario writes a
+    throwaway collection of its own there and drops it afterwards. Without it every
+    scenario writes a temporary SQLite file.
     """
 
     path: Path | None = None
     embedder: Mapping[str, str] = field(default_factory=dict)
+    index: str = ""
 
 
 def leak_exit_code(results: list[ScenarioResult]) -> int:
@@ -265,12 +273,17 @@ class _Context:
     work: Path
     target: Target
 
+    def _fresh_index(self) -> dict[str, str]:
+        """A new, throwaway index: an SQLite file, or a collection of the database."""
+        stamp = time.monotonic_ns()
+        if not self.target.index:
+            return {"index": str(self.work / f"{stamp}.db")}
+        collection = f"leak_check_{stamp}"
+        self.collections.append(collection)
+        return {"index": self.target.index, "collection": collection}
+
     def settings(self, **extra: Any) -> RunSettings:
-        flags = {
-            **dict(self.target.embedder),
-            **extra,
-            "index": str(self.work / f"{time.monotonic_ns()}.db"),
-        }
+        flags = {**dict(self.target.embedder), **extra, **self._fresh_index()}
         return resolve_settings(flags=flags, env={})
 
     def ingest_args(self, *extra: str, embedder: Mapping[str, str] | None = None) -> list[str]:
@@ -278,12 +291,21 @@ class _Context:
         self.last_report = report
         return [
             *_CLI, "ingest", str(self.tree),
-            "--index", str(self.work / f"{time.monotonic_ns()}.db"),
+            *(arg for key, value in self._fresh_index().items() for arg in (f"--{key}", value)),
             "--report", "none", "--report-file", str(report),
             *_flags(self.target.embedder if embedder is None else embedder), *extra,
         ]  # fmt: skip
 
+    def discard(self) -> None:
+        """Drop the collections the scenarios wrote (a file index goes with the folder)."""
+        while self.collections:
+            name = self.collections.pop()
+            # A server gone at this point leaves a scratch collection, nothing else.
+            with contextlib.suppress(FuncpipeError):
+                discard_index(self.target.index, IndexOptions(collection=name))
+
     last_report: Path = Path()
+    collections: list[str] = field(default_factory=list)
 
 
 def _run(ctx: _Context, args: list[str], **env: str) -> tuple[int, dict[str, Any] | None]:
@@ -487,6 +509,11 @@ def run_leak_check(
         raise ConfigError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     if target.path is not None and not target.path.exists():
         raise ConfigError(f"no such path: {target.path}")
+    if target.index and not is_postgres(target.index):
+        raise ConfigError(
+            "--index takes a postgresql:// database (without it each scenario writes a "
+            "temporary SQLite file)"
+        )
     if target.embedder:
         resolve_settings(flags=dict(target.embedder), env={})  # validate now, not per scenario
     results: list[ScenarioResult] = []
@@ -501,6 +528,8 @@ def run_leak_check(
                 result = ScenarioResult(
                     name, "-", f"{type(exc).__name__}", False, False, detail=str(exc)
                 )
+            finally:
+                ctx.discard()
             results.append(result)
             if on_result is not None:
                 on_result(result)

@@ -24,7 +24,16 @@ from .chunking.chunks import iter_chunks
 from .config import RunSettings
 from .embedders.factory import planned_content_space, planned_space
 from .errors import IndexDamagedError, IndexMismatchError
-from .index import Finding, IndexSpace, StoredDocument, VectorIndex, open_index
+from .index import (
+    Finding,
+    IndexOptions,
+    IndexSpace,
+    StoredDocument,
+    VectorIndex,
+    index_exists,
+    index_name,
+    open_index,
+)
 from .policies.ledger import ResourceLedger
 from .readers import RawFile, extract_documents, read_files, readers_for
 from .result import Err, ErrInfo, Ok, Result
@@ -50,10 +59,12 @@ class PlanEntry:
         return doc
 
 
-def _open_readonly(target: str, ledger: ResourceLedger) -> VectorIndex | None:
-    if not Path(target).exists():
+def _open_readonly(
+    target: str, options: IndexOptions, ledger: ResourceLedger
+) -> VectorIndex | None:
+    if not index_exists(target, options):
         return None
-    return open_index(target, None, ledger, readonly=True)
+    return open_index(target, None, ledger, readonly=True, options=options)
 
 
 def _check_space(index: VectorIndex | None, settings: RunSettings) -> None:
@@ -103,7 +114,7 @@ def plan(
 ) -> Iterator[PlanEntry]:
     """One entry per file under ``roots`` (and per deleted document), lazily."""
     ledger = ledger if ledger is not None else ResourceLedger()
-    index = _open_readonly(settings.index, ledger)
+    index = _open_readonly(settings.index, settings.index_options(), ledger)
     try:
         _check_space(index, settings)
         space = planned_content_space(settings)
@@ -183,9 +194,11 @@ def verify(
     """Check the index on its own and, given ``roots``, against the files."""
     ledger = ledger if ledger is not None else ResourceLedger()
     settings = settings if settings is not None else RunSettings()
-    report = VerifyReport(str(index_target))
+    report = VerifyReport(index_name(index_target))
     try:
-        index = open_index(index_target, None, ledger, readonly=True)
+        index = open_index(
+            index_target, None, ledger, readonly=True, options=settings.index_options()
+        )
     except IndexDamagedError as exc:  # a finding of verify, not a usage error
         report.issues.append(Finding("INDEX/DAMAGED", str(exc)))
         return report

@@ -63,7 +63,7 @@ def _embed_query(
 
 
 def search_index(
-    index_path: Path,
+    index_target: str | Path,
     query: str,
     *,
     k: int = 5,
@@ -83,8 +83,10 @@ def search_index(
     if not query.strip():
         raise ConfigError("the query is empty")
     ledger = ledger if ledger is not None else ResourceLedger()
-    with contextlib.closing(open_index(index_path, None, ledger, readonly=True)) as index:
-        q = _embed_query(index.space, query, url, ledger, settings or RunSettings())
+    settings = settings or RunSettings()
+    opened = open_index(index_target, None, ledger, readonly=True, options=settings.index_options())
+    with contextlib.closing(opened) as index:
+        q = _embed_query(index.space, query, url, ledger, settings)
         return index.search(q, k)
 
 

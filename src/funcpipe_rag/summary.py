@@ -122,9 +122,12 @@ class RunSummary:
 
 
 def leak_detected(ledger: LedgerSnapshot, before: OsSnapshot, after: OsSnapshot) -> bool:
-    """A leak: the ledger holds an open resource, a cleanup failed, or the OS counts more
-    descriptors, sockets or threads after the run than before it."""
+    """A leak: the ledger holds an open resource, a cleanup failed, the OS counts more
+    descriptors, sockets or threads after the run than before it, or a server counts
+    more of this run's sessions after it than before."""
     if ledger.open_total > 0 or ledger.cleanup_failures:
+        return True
+    if any(c.leaked for c in ledger.remote.values()):
         return True
     return (
         after.fds > before.fds or after.sockets > before.sockets or after.threads > before.threads

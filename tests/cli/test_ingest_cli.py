@@ -24,6 +24,7 @@ from tests.cli.helpers import (
     run_cli,
     write_tree,
 )
+from tests.indexes import count
 
 
 @pytest.fixture
@@ -32,23 +33,24 @@ def clean_tree(tmp_path: Path) -> Path:
 
 
 def ingest(
-    tree: Path, tmp_path: Path, *extra: str
+    tree: Path, tmp_path: Path, *extra: str, index: str = ""
 ) -> tuple[subprocess.CompletedProcess[str], dict]:
     report = tmp_path / "report.json"
     proc = run_cli(
-        "ingest", str(tree), "--index", str(tmp_path / "x.db"), "--report-file", str(report), *extra
-    )
+        "ingest", str(tree), "--index", index or str(tmp_path / "x.db"),
+        "--report-file", str(report), *extra,
+    )  # fmt: skip
     return proc, read_report(report)
 
 
 def test_exit_0_everything_stored_and_summary_matches_index(
-    clean_tree: Path, tmp_path: Path
+    clean_tree: Path, tmp_path: Path, index_target: str
 ) -> None:
-    proc, report = ingest(clean_tree, tmp_path)
+    proc, report = ingest(clean_tree, tmp_path, index=index_target)
     assert proc.returncode == 0, proc.stderr
     assert report["status"] == "ok" and report["exit_code"] == 0
     assert report["files"]["seen"] == report["files"]["ingested"] == 12
-    assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 12
+    assert report["chunks"]["stored"] == count(index_target) > 12
     assert report["chunks"]["embedded"] == report["chunks"]["stored"]
     assert_clean(report)
     # The text report is on stderr: the leak table and the verdict.
@@ -88,11 +90,13 @@ def test_the_sample_corpus_ingests_with_skips_reported(tmp_path: Path) -> None:
     assert set(report["files"]["by_reader"]) == {"html", "markdown", "text"}
 
 
-def test_exit_3_breaker_trips_and_keeps_what_was_stored(tmp_path: Path) -> None:
+def test_exit_3_breaker_trips_and_keeps_what_was_stored(tmp_path: Path, index_target: str) -> None:
     files: dict[str, str | bytes] = {f"a{i:02}.md": prose(i, 2) for i in range(6)}
     files.update({f"b{i:02}.txt": UNDECODABLE for i in range(30)})
     tree = write_tree(tmp_path / "docs", files)
-    proc, report = ingest(tree, tmp_path, "--min-samples", "10", "--max-rate", "0.2")
+    proc, report = ingest(
+        tree, tmp_path, "--min-samples", "10", "--max-rate", "0.2", index=index_target
+    )
     assert proc.returncode == 3, proc.stderr
     assert report["status"] == "breaker"
     breaker = report["breaker"]
@@ -100,7 +104,7 @@ def test_exit_3_breaker_trips_and_keeps_what_was_stored(tmp_path: Path) -> None:
     assert breaker["n_err"] / breaker["total"] > 0.2 and breaker["total"] >= 10
     # It stopped early: not every bad file was even read.
     assert report["errors"]["by_code"]["READ/DECODE"] < 30
-    assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 0
+    assert report["chunks"]["stored"] == count(index_target) > 0
     assert_clean(report)
     assert "circuit breaker tripped" in proc.stderr
 

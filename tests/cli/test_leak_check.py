@@ -11,6 +11,7 @@ import pytest
 
 from funcpipe_rag.leakcheck import SCENARIOS
 from tests.cli.helpers import REPO, run_cli, write_tree
+from tests.indexes import rows
 
 
 def leak_check(*args: str, **env: str) -> tuple[int, dict]:
@@ -103,3 +104,19 @@ def test_the_text_matrix() -> None:
     proc = run_cli("leak-check", "--scenario", "normal", timeout=120)
     assert proc.returncode == 0
     assert "funcpipe leak-check" in proc.stderr and "clean" in proc.stderr
+
+
+def test_scenarios_against_a_postgresql_index_are_clean_and_leave_no_collection(
+    pg_database: str,
+) -> None:
+    """Sessions on the server count too: the report's pg_sessions must be back to 0."""
+    chosen = ("normal", "consumer-exception", "breaker-trip", "sigterm")
+    code, doc = leak_check(*(a for s in chosen for a in ("--scenario", s)), "--index", pg_database)
+    assert [r["scenario"] for r in doc["scenarios"]] == list(chosen)
+    for row in doc["scenarios"]:
+        assert row["exercised"] is True and row["verdict"] == "clean", row
+    assert code == 0
+    schemas = rows(pg_database, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'leak_check%'")
+    assert schemas == []
+    refused = run_cli("leak-check", "--index", "some.db")
+    assert refused.returncode == 2 and "postgresql://" in refused.stderr

@@ -7,20 +7,28 @@ from pathlib import Path
 
 import pytest
 
+from funcpipe_rag.index import is_postgres
 from funcpipe_rag.serve import EmbeddingServer
 from tests.cli.helpers import SAMPLE_CORPUS, run_cli
+from tests.conftest import BACKENDS
 from tests.embedders.loopback import Reply, Request, drip, endless_chunked, loopback
+from tests.pgcluster import PgServer
 
 
-@pytest.fixture(scope="module")
-def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("idx") / "sample.db"
-    proc = run_cli("ingest", str(SAMPLE_CORPUS), "--index", str(db), "--quiet")
+@pytest.fixture(scope="module", params=BACKENDS)
+def sample_index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The sample corpus in an index of each backend (a file; a PostgreSQL database)."""
+    if request.param == "sqlite":
+        db = str(tmp_path_factory.mktemp("idx") / "sample.db")
+    else:
+        server: PgServer = request.getfixturevalue("pg_server")
+        db = server.create_database()
+    proc = run_cli("ingest", str(SAMPLE_CORPUS), "--index", db, "--quiet")
     assert proc.returncode == 0, proc.stderr
     return db
 
 
-def test_search_finds_the_breaker_page(sample_index: Path) -> None:
+def test_search_finds_the_breaker_page(sample_index: str) -> None:
     proc = run_cli(
         "search", "how does the circuit breaker stop a run", "--index", str(sample_index), "--json"
     )
@@ -31,17 +39,21 @@ def test_search_finds_the_breaker_page(sample_index: Path) -> None:
     assert any("circuit-breaker" in h["path"] for h in hits[:3])
 
 
-def test_search_unrelated_topic_ranks_its_own_document(sample_index: Path) -> None:
+def test_search_unrelated_topic_ranks_its_own_document(sample_index: str) -> None:
     proc = run_cli("search", "red lentil dal", "--index", str(sample_index), "--json", "-k", "1")
     hit = json.loads(proc.stdout)
     assert "lentil-dal" in hit["path"]
 
 
-def test_search_text_output_and_errors(sample_index: Path, tmp_path: Path) -> None:
+def test_search_text_output_and_errors(sample_index: str, tmp_path: Path) -> None:
     proc = run_cli("search", "sqlite wal", "--index", str(sample_index), "-k", "2")
     assert proc.returncode == 0 and "1." in proc.stdout and "2." in proc.stdout
-    missing = run_cli("search", "x", "--index", str(tmp_path / "none.db"))
-    assert missing.returncode == 2 and "index not found" in missing.stderr
+    nowhere = [("--index", str(tmp_path / "none.db"))]
+    if is_postgres(sample_index):
+        nowhere.append(("--collection", "nothing_here"))
+    for args in nowhere:
+        missing = run_cli("search", "x", "--index", sample_index, *args)
+        assert missing.returncode == 2 and "index not found" in missing.stderr, missing.stderr
     empty = run_cli("search", "  ", "--index", str(sample_index))
     assert empty.returncode == 2 and "query is empty" in empty.stderr
 

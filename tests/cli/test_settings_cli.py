@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from funcpipe_rag.cli.app import app
 from funcpipe_rag.config import SETTINGS, Setting, default_toml, markdown_table
+from funcpipe_rag.index import index_name, is_postgres
 from funcpipe_rag.serve import EmbeddingServer
 from tests.cli.helpers import (
     CLI,
@@ -27,6 +28,7 @@ from tests.cli.helpers import (
     run_cli,
     write_tree,
 )
+from tests.indexes import rows
 
 
 def help_text(command: str) -> str:
@@ -105,17 +107,16 @@ def test_default_toml_and_readme_table_are_the_declarations_own() -> None:
 
 
 @pytest.fixture
-def http_index(tmp_path: Path) -> Iterator[tuple[Path, Path, EmbeddingServer]]:
+def http_index(tmp_path: Path, index_target: str) -> Iterator[tuple[Path, str, EmbeddingServer]]:
     with EmbeddingServer(dim=96) as server:
-        yield _build_http_index(tmp_path, server)
+        yield _build_http_index(tmp_path, server, index_target)
 
 
 def _build_http_index(
-    tmp_path: Path, server: EmbeddingServer
-) -> tuple[Path, Path, EmbeddingServer]:
+    tmp_path: Path, server: EmbeddingServer, db: str
+) -> tuple[Path, str, EmbeddingServer]:
     tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 8) for i in range(6)})
-    db = tmp_path / "x.db"
-    proc = run_cli("ingest", str(tree), "--index", str(db), "--embedder", "openai",
+    proc = run_cli("ingest", str(tree), "--index", db, "--embedder", "openai",
                    "--url", server.url, "--model", "m1", "--chunk-size", "500",
                    "--overlap", "50", "--report", "none")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -123,7 +124,7 @@ def _build_http_index(
 
 
 def test_a_plain_command_uses_what_the_index_remembers(
-    http_index: tuple[Path, Path, EmbeddingServer], tmp_path: Path
+    http_index: tuple[Path, str, EmbeddingServer], tmp_path: Path
 ) -> None:
     tree, db, server = http_index
     (tree / "f0.md").write_text(prose(40, 8))
@@ -139,7 +140,7 @@ def test_a_plain_command_uses_what_the_index_remembers(
     shown = json.loads(run_cli("config", "--json", "--index", str(db)).stdout)
     for name, value in (("embedder", "openai"), ("model", "m1"), ("chunk_size", 500),
                         ("overlap", 50), ("url", server.url)):  # fmt: skip
-        assert shown[name] == {"value": value, "origin": f"index {db}"}, name
+        assert shown[name] == {"value": value, "origin": f"index {index_name(db)}"}, name
     # FUNCPIPE_INDEX reaches search and verify too.
     env_search = run_cli("search", "stream chunk", "--json", FUNCPIPE_INDEX=str(db))
     assert env_search.stdout == search.stdout
@@ -147,7 +148,7 @@ def test_a_plain_command_uses_what_the_index_remembers(
 
 
 def test_a_conflicting_setting_is_refused_with_both_values_and_the_way_out(
-    http_index: tuple[Path, Path, EmbeddingServer],
+    http_index: tuple[Path, str, EmbeddingServer],
 ) -> None:
     tree, db, _ = http_index
     for args, env in (
@@ -168,15 +169,18 @@ def test_a_conflicting_setting_is_refused_with_both_values_and_the_way_out(
     assert shown["chunk_size"]["value"] == 600 and shown["embedder"]["value"] == "openai"
 
 
-def test_the_url_is_remembered_without_its_credentials(tmp_path: Path) -> None:
+def test_the_url_is_remembered_without_its_credentials(tmp_path: Path, index_target: str) -> None:
     tree = write_tree(tmp_path / "docs", {"a.md": prose(1, 4)})
-    db = tmp_path / "x.db"
+    db = index_target
     with EmbeddingServer() as server:
         url = server.url.replace("http://", "http://user:s3cret@")
         proc = run_cli("ingest", str(tree), "--index", str(db), "--embedder", "tei",
                        "--url", url, "--report", "none")  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-    assert b"s3cret" not in db.read_bytes()
+    if is_postgres(db):
+        assert "s3cret" not in repr(rows(db, "SELECT key, value FROM meta"))
+    else:
+        assert b"s3cret" not in Path(db).read_bytes()
     shown = json.loads(run_cli("config", "--json", "--index", str(db)).stdout)
     assert shown["url"]["value"] == server.url
 

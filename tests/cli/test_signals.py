@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from funcpipe_rag.serve import EmbeddingServer, FaultConfig
-from tests.cli.helpers import CLI, assert_clean, cli_env, count_rows, prose, read_report, write_tree
+from tests.cli.helpers import CLI, assert_clean, cli_env, prose, read_report, write_tree
+from tests.indexes import count
 
 
 def wait_for(server: EmbeddingServer, n: int) -> None:
@@ -30,13 +31,13 @@ def wait_for(server: EmbeddingServer, n: int) -> None:
     ],
 )
 def test_signals_stop_the_run_in_order_and_keep_what_was_stored(
-    tmp_path: Path, signals: list[signal.Signals], code: int
+    tmp_path: Path, signals: list[signal.Signals], code: int, index_target: str
 ) -> None:
     tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 10) for i in range(20)})
     report = tmp_path / "r.json"
     with EmbeddingServer(faults=FaultConfig(latency_ms=100)) as server:
         proc = subprocess.Popen(
-            [*CLI, "ingest", str(tree), "--index", str(tmp_path / "x.db"), "--url", server.url,
+            [*CLI, "ingest", str(tree), "--index", index_target, "--url", server.url,
              "--embedder", "tei", "--batch-size", "4", "--concurrency", "2",
              "--report", "none", "--report-file", str(report)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -51,6 +52,6 @@ def test_signals_stop_the_run_in_order_and_keep_what_was_stored(
     assert "Traceback" not in stderr
     doc = read_report(report)
     assert doc["status"] == "interrupted"
-    assert doc["chunks"]["stored"] == count_rows(tmp_path / "x.db") > 0
+    assert doc["chunks"]["stored"] == count(index_target) > 0
     assert_clean(doc)
     assert "interrupted" in stderr

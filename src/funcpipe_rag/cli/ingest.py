@@ -209,12 +209,12 @@ def ingest_command(
                 flags, config, use_index=not no_index, rebuild=reembed
             ).settings
             from_stdin = paths == ["-"]
-            leftover = leftover_rebuild(settings.index)
+            leftover = leftover_rebuild(settings.index, settings.index_options())
             if leftover is not None and not reembed and not no_index:
                 render.note_line(
                     f"funcpipe: an unfinished --reembed rebuild is beside the index ({leftover}); "
                     f"`funcpipe ingest ... --reembed` with its settings resumes it, deleting "
-                    "the file discards it"
+                    "it discards it"
                 )
             if plan:
                 raise typer.Exit(_plan(paths, settings, from_stdin, null))

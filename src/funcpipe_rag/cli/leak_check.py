@@ -33,6 +33,14 @@ def leak_check_command(
     ] = None,
     url: Annotated[str | None, typer.Option("--url", help="Your embedding server.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name.")] = None,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            help="A postgresql:// database: each scenario writes (then drops) a scratch "
+            "collection there. [default: temporary SQLite files]",
+        ),
+    ] = None,
 ) -> None:
     """Run the real ingest under every fault scenario and check nothing leaks.
 
@@ -43,6 +51,7 @@ def leak_check_command(
     target = Target(
         path=path,
         embedder={k: v for k, v in (("embedder", embedder), ("url", url), ("model", model)) if v},
+        index=index or "",
     )
     try:
         progress = None if as_json else render.scenario_line

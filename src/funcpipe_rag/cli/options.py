@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar, cast
 import typer
 
 from ..config import SECTIONS, SETTINGS, Resolution, Setting, resolve
-from ..index import read_remembered
+from ..index import index_name, read_remembered
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,13 +104,14 @@ def resolve_command(
     """The settings of one command line: its flags, the environment, ``--config``, and
     what the index it names remembers of how it was built (see :func:`..config.resolve`)."""
     first = resolve(flags=flags, config_file=config)
-    remembered = read_remembered(first.settings.index) if use_index else None
+    chosen = first.settings
+    remembered = read_remembered(chosen.index, chosen.index_options()) if use_index else None
     if not remembered:
         return first
     return resolve(
         flags=flags,
         config_file=config,
         remembered=remembered,
-        index_name=first.settings.index,
+        index_name=index_name(chosen.index),
         rebuild=rebuild,
     )

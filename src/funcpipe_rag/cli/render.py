@@ -168,10 +168,17 @@ def print_report(summary: RunSummary) -> None:
         before, after = os_[f"{key}_before"], os_[f"{key}_after"]
         style = "bold red" if after > before else "dim"
         table.add_row(label, f"before {before}", f"after {after}", str(after - before), style=style)
+    labels = {"pg_sessions": "PostgreSQL sessions"}
+    for name, count in res["remote"].items():
+        before, after = count["before"], count["after"]
+        style = "bold red" if before >= 0 and after > before else "dim"
+        delta = str(after - before) if min(before, after) >= 0 else "?"
+        table.add_row(
+            labels.get(name, name), f"before {before}", f"after {after}", delta, style=style
+        )
     console.print(table)
-    verdict = (
-        "[bold red]LEAK DETECTED[/]" if res["leak"] else "[green]no leaks[/] (ledger and OS agree)"
-    )
+    witnesses = "ledger, OS and server agree" if res["remote"] else "ledger and OS agree"
+    verdict = "[bold red]LEAK DETECTED[/]" if res["leak"] else f"[green]no leaks[/] ({witnesses})"
     console.print(f"{verdict}: open total {res['open_total']}")
     for failure in res["cleanup_failures"]:
         console.print(

@@ -30,5 +30,5 @@ def search_command(
     which it remembers; --url points elsewhere)."""
     with exit_codes():
         settings = resolve_command(flags, config).settings
-        hits = search_index(Path(settings.index), query, k=k, url=settings.url, settings=settings)
+        hits = search_index(settings.index, query, k=k, url=settings.url, settings=settings)
         render.print_hits(hits, as_json=as_json)

@@ -8,11 +8,12 @@ idempotent, and use after close raises ``ResourceClosedError``.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,9 @@ import numpy.typing as npt
 from ..chunking.chunks import Chunk, ChunkWithoutEmbedding
 from ..result import Err, ErrInfo, Ok, Result, make_errinfo
 from ..streams import Stage, batched, close_quietly
+
+if TYPE_CHECKING:
+    from ..index.base import ContentClaims
 
 Vector = npt.NDArray[np.float32]
 
@@ -42,15 +46,24 @@ def vector_from_bytes(blob: bytes) -> Vector:
     return np.frombuffer(blob, dtype="<f4")
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The outcome of each content hash a batch was to pay for, in request order;
+    ``borrowed`` ones were paid for by another run and taken from the store."""
+
+    outcomes: list[Result[Vector, ErrInfo]]
+    borrowed: frozenset[str] = frozenset()
+
+
 class _Done:
     """A finished result standing in for a future when there is no executor."""
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: list[Result[Vector, ErrInfo]]) -> None:
+    def __init__(self, value: _Answer) -> None:
         self._value = value
 
-    def result(self) -> list[Result[Vector, ErrInfo]]:
+    def result(self) -> _Answer:
         return self._value
 
     def cancel(self) -> bool:
@@ -66,7 +79,7 @@ class _Pending:
     keys: list[str]  # content hashes this batch pays for, in request order
     waits: set[str]  # content hashes a batch still in flight pays for
     answered: dict[str, Result[Vector, ErrInfo]]  # ... or a recent batch already got
-    future: Future[list[Result[Vector, ErrInfo]]] | _Done
+    future: Future[_Answer] | _Done
 
 
 class _Paid:
@@ -109,6 +122,7 @@ def embed_chunks(
     executor: Executor | None = None,
     window: int = 1,
     persist: VectorSink | None = None,
+    claims: ContentClaims | None = None,
     grace_s: float = 2.0,
 ) -> Stage[Result[Chunk, ErrInfo]]:
     """Embed chunks in batches, paying for each content hash at most once.
@@ -127,6 +141,10 @@ def embed_chunks(
     (content hash -> float32 bytes), before its chunks move on: paid work is saved
     even if the process dies before those chunks are stored.
 
+    ``claims`` extends "paid once" to other runs filling the same store: a batch claims
+    its contents before paying, pays only for those it holds, and waits for the vectors
+    of those another run is paying for right now (:class:`~..index.base.ContentClaims`).
+
     Closed early, the stage cancels queued batches, gives the batches in flight
     ``grace_s`` seconds to finish (their vectors are persisted: they are paid for),
     asks the embedder to fail the rest at once (``cancel_inflight``, when it has one),
@@ -137,6 +155,7 @@ def embed_chunks(
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     paid = _Paid(window)
+    cancel = threading.Event()  # set when the stage closes: stop waiting on other runs
 
     def submit(seq: int, batch: tuple[Result[ChunkWithoutEmbedding, ErrInfo], ...]) -> _Pending:
         oks = [r.value for r in batch if isinstance(r, Ok)]
@@ -158,20 +177,20 @@ def embed_chunks(
         for h in todo:
             paid.owner[h] = seq
         texts = list(todo.values())
-        future: Future[list[Result[Vector, ErrInfo]]] | _Done
+        future: Future[_Answer] | _Done
         if not texts:
-            future = _Done([])
+            future = _Done(_Answer([]))
         elif executor is None:
-            future = _Done(embedder.embed_batch(texts))
-            if persist is not None:
-                _persist(dict(zip(todo, future.result(), strict=True)), persist)
+            future = _Done(_pay(embedder, texts, list(todo), persist, claims, cancel))
         else:
-            future = executor.submit(_embed_and_persist, embedder, texts, list(todo), persist)
+            future = executor.submit(_pay, embedder, texts, list(todo), persist, claims, cancel)
         return _Pending(batch, known, list(todo), waits, answered, future)
 
     def finish(seq: int, pending: _Pending) -> list[Result[Chunk, ErrInfo]]:
-        fresh = dict(zip(pending.keys, pending.future.result(), strict=True))
-        first = set(fresh)  # the first occurrence of a fresh hash is the one that paid
+        answer = pending.future.result()
+        fresh = dict(zip(pending.keys, answer.outcomes, strict=True))
+        # The first occurrence of a fresh hash is the one that paid (unless another run did).
+        first = set(fresh) - answer.borrowed
         out: list[Result[Chunk, ErrInfo]] = []
         for r in pending.batch:
             if not isinstance(r, Ok):
@@ -212,6 +231,7 @@ def embed_chunks(
             while in_flight:
                 yield from finish(*in_flight.popleft())
         finally:
+            cancel.set()
             if in_flight:
                 _abandon([p for _, p in in_flight], embedder, grace_s)
             batches.close()
@@ -220,15 +240,58 @@ def embed_chunks(
     return Stage(gen(), (chunks,))
 
 
-def _embed_and_persist(
-    embedder: Embedder, texts: list[str], keys: list[str], persist: VectorSink | None
-) -> list[Result[Vector, ErrInfo]]:
-    """Runs on a worker thread: the thread that receives an answer persists it before
-    anything else, so a signal unwinding the main thread cannot drop paid vectors."""
-    outcomes = embedder.embed_batch(texts)
-    if persist is not None:
-        _persist(dict(zip(keys, outcomes, strict=True)), persist)
-    return outcomes
+def _pay(
+    embedder: Embedder,
+    texts: list[str],
+    keys: list[str],
+    persist: VectorSink | None,
+    claims: ContentClaims | None,
+    cancel: threading.Event,
+    poll_s: float = 0.05,
+) -> _Answer:
+    """Pay for ``texts`` (content hashes ``keys``); runs on a worker thread when there is
+    an executor. The thread that receives an answer persists it before anything else,
+    so a signal unwinding the main thread cannot drop paid vectors.
+
+    With ``claims``, only the contents this run holds a claim on are paid for (the
+    claims are released once their vectors are stored, or failed); the others are being
+    paid for by another run: poll until their vectors are stored or their payer's claim
+    lapses and this run takes it over.
+    """
+    if claims is None:
+        outcomes = embedder.embed_batch(texts)
+        if persist is not None:
+            _persist(dict(zip(keys, outcomes, strict=True)), persist)
+        return _Answer(outcomes)
+    text_of = dict(zip(keys, texts, strict=True))
+    got: dict[str, Result[Vector, ErrInfo]] = {}
+    borrowed: set[str] = set()
+    waiting = list(keys)
+    while waiting:
+        claim = claims.claim(waiting)
+        for h, blob in claim.stored.items():
+            got[h] = Ok(vector_from_bytes(blob))
+            borrowed.add(h)
+        mine = [h for h in waiting if h in claim.mine]
+        if mine:
+            stored: set[str] = set()
+            try:
+                outcomes = embedder.embed_batch([text_of[h] for h in mine])
+                fresh = dict(zip(mine, outcomes, strict=True))
+                if persist is not None:
+                    _persist(fresh, persist)  # the store lets go of the claims it stores
+                    stored = {h for h, r in fresh.items() if isinstance(r, Ok)}
+                got.update(fresh)
+            finally:
+                claims.release([h for h in mine if h not in stored])
+        waiting = [h for h in waiting if h not in got]
+        if waiting and cancel.wait(poll_s):
+            stopped = make_errinfo(
+                "EMBED/CANCELLED", "the run stopped while another run paid for it", stage="embed"
+            )
+            got.update(dict.fromkeys(waiting, Err(stopped)))
+            break
+    return _Answer([got[h] for h in keys], frozenset(borrowed))
 
 
 def _persist(fresh: Mapping[str, Result[Vector, ErrInfo]], persist: VectorSink) -> None:

@@ -1,9 +1,12 @@
 """The index seam: what ingest, search, verify and plan need from a vector store.
 
 The orchestrators know only :class:`VectorIndex` and the named records below; SQLite
-(:mod:`.sqlite`) is one backend behind :func:`funcpipe_rag.index.open_index`. A store
-owns its storage *and* its ranking: :meth:`VectorIndex.search` ranks in the store's own
-engine, so another backend can rank where its vectors live.
+(:mod:`.sqlite`) and PostgreSQL (:mod:`.postgres`) are the backends behind
+:func:`funcpipe_rag.index.open_index`. A store owns its storage *and* its ranking:
+:meth:`VectorIndex.search` ranks in the store's own engine (numpy over SQLite blobs;
+pgvector in the database). A store also says how runs writing it share the work
+(:meth:`VectorIndex.share`): alone behind a lock (SQLite), or through claims on files and
+contents that many runs take from one database (PostgreSQL).
 
 Identity the index relies on (see :mod:`funcpipe_rag.chunking.chunks`): a vector is
 stored once per ``content_hash``; a chunk row is one position in one document; a
@@ -13,12 +16,16 @@ document is ``complete`` only once every chunk of the version whose bytes hashed
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from ..result import ErrInfo, Result
+from ..streams import Stage
+from ..walk import SourceFile
 
 Vector = npt.NDArray[np.float32]
 
@@ -151,6 +158,70 @@ class Hit:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class HashClaim:
+    """The answer to "may this run pay for these contents?" (:meth:`ContentClaims.claim`).
+
+    ``mine``: this run holds the claim and pays. ``stored``: someone already paid; here is
+    the vector. Every other hash asked about is being paid for by another run right now:
+    wait for it and ask again.
+    """
+
+    mine: frozenset[str]
+    stored: Mapping[str, bytes] = field(default_factory=dict)
+
+
+class ContentClaims(Protocol):
+    """Exactly-once payment across runs filling one index together: before paying for a
+    content hash a run claims it; the holder pays, stores and releases; the others wait
+    and take the stored vector. A claim of a run that died lapses (its lease)."""
+
+    def claim(self, content_hashes: Sequence[str]) -> HashClaim:
+        """Claim what no live run holds; re-check the store for what is paid already."""
+        ...
+
+    def release(self, content_hashes: Sequence[str]) -> None:
+        """Give up claims that were not paid off (failed: another run may try again).
+        Storing a vector (:meth:`VectorIndex.store_vectors`) lets go of its claim."""
+        ...
+
+
+FileStream = Stage[Result[SourceFile, ErrInfo]]
+
+
+class FileShare(Protocol):
+    """Which files this run works on, when several runs fill one index from one corpus.
+
+    The run processes the streams :meth:`rounds` yields, one after the other: the first
+    walks the corpus (claiming files as it goes, where runs share the work); later ones
+    take files that other runs left unfinished (their lease lapsed). Every file a round
+    yields ends in the pipeline; :attr:`seen` collects those that still exist as
+    documents (ingested, unchanged or failed: kept at the prune). After a round that
+    went through completely and whose chunks are stored, the run calls
+    :meth:`round_done`. A single-writer index (SQLite) has one round: the walk itself.
+    """
+
+    seen: set[str]
+
+    @property
+    def content_claims(self) -> ContentClaims | None:
+        """Claims that make a content paid once across runs; None for a single writer."""
+        ...
+
+    def rounds(self, walk: Callable[[], FileStream]) -> Generator[FileStream, None, None]: ...
+
+    def round_done(self) -> None: ...
+
+    def finish(self, prune: Callable[[set[str]], int]) -> int:
+        """Once the whole corpus is done, run ``prune(ids to keep)`` exactly once (in
+        the run that completes the corpus) and return what it returned; else 0."""
+        ...
+
+    def close(self) -> None:
+        """Hand back what this run claimed and did not finish; safe to call twice."""
+        ...
+
+
 class VectorIndex(Protocol):
     """A store of documents, chunks and vectors of one vector space.
 
@@ -208,11 +279,19 @@ class VectorIndex(Protocol):
         """The run walked everything: make a rebuild (``--reembed``) the live index."""
         ...
 
+    def share(self) -> FileShare:
+        """How this run shares the corpus with other runs writing this index."""
+        ...
+
     def close(self) -> None: ...
 
 
 __all__ = [
+    "ContentClaims",
+    "FileShare",
+    "FileStream",
     "Finding",
+    "HashClaim",
     "Hit",
     "IndexCounts",
     "IndexSpace",

@@ -55,6 +55,7 @@ from ..errors import (
 )
 from ..policies.ledger import Handle, ResourceLedger
 from .base import (
+    FileShare,
     Finding,
     Hit,
     IndexCounts,
@@ -63,7 +64,9 @@ from .base import (
     StoredDocument,
     Vector,
 )
+from .local import LocalShare
 from .lock import RunLock
+from .options import IndexOptions
 
 SCHEMA_VERSION = "2"
 _SCHEMA = """
@@ -152,7 +155,7 @@ _MIGRATIONS = {"1": _v1_to_v2}
 _SCAN_ROWS = 4096  # vectors scored per block in a search: flat memory at any index size
 
 
-def _remembered(meta: Mapping[str, str]) -> dict[str, Any]:
+def remembered_from_meta(meta: Mapping[str, str]) -> dict[str, Any]:
     """The settings an index was built with; an index from before they were recorded
     still tells its vector space (and the chunker's settings, from its fingerprint)."""
     if "settings" in meta:
@@ -230,7 +233,7 @@ def remembered_settings(path: Path) -> dict[str, Any]:
         conn.close()
     if any(key not in meta for key in _META_KEYS):
         return {}
-    return _remembered(meta)
+    return remembered_from_meta(meta)
 
 
 def rebuild_path(index: Path) -> Path:
@@ -351,7 +354,7 @@ class SqliteIndex:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        self.remembered = _remembered(meta)
+        self.remembered = remembered_from_meta(meta)
         self._upgrade(meta["schema"], readonly)
         self._check_columns()
         stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
@@ -794,6 +797,10 @@ class SqliteIndex:
                     conn.close()
         os.replace(self.path, live)
 
+    def share(self) -> FileShare:
+        """One writer at a time (the run lock): this run walks and pays for everything."""
+        return LocalShare()
+
     def _release_connection(self) -> None:
         if self._state is _State.CLOSED:
             return
@@ -816,3 +823,45 @@ class SqliteIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _SqliteBackend:
+    """The dispatch entry of :func:`funcpipe_rag.index.open_index` for SQLite files."""
+
+    def open(
+        self,
+        target: str,
+        space: IndexSpace | None,
+        ledger: ResourceLedger,
+        *,
+        readonly: bool,
+        rebuild: bool,
+        options: IndexOptions,
+    ) -> SqliteIndex:
+        return SqliteIndex(
+            Path(target),
+            space,
+            ledger,
+            readonly=readonly,
+            rebuild=rebuild,
+            lock_timeout_s=options.lock_timeout_s,
+        )
+
+    def remembered(self, target: str, options: IndexOptions) -> dict[str, Any] | None:
+        path = Path(target)
+        return remembered_settings(path) if path.exists() else None
+
+    def leftover_rebuild(self, target: str, options: IndexOptions) -> str | None:
+        path = rebuild_path(Path(target))
+        return str(path) if path.exists() else None
+
+    def exists(self, target: str, options: IndexOptions) -> bool:
+        return Path(target).exists()
+
+    def discard(self, target: str, options: IndexOptions) -> None:
+        path = Path(target)
+        for leftover in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+
+
+BACKEND = _SqliteBackend()

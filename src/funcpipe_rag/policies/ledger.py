@@ -7,7 +7,10 @@ cleanup failures, so a ``close()`` that raised is never lost silently.
 
 The operating system is the second witness: :func:`os_snapshot` counts this
 process's open file descriptors, sockets and threads, so a report can put "the ledger
-says 0 open" beside "the OS agrees".
+says 0 open" beside "the OS agrees". A server the run talks to can be a third: a
+resource that holds sessions on it records the server's own count of this run's
+sessions before it opened them and after it closed them (:meth:`ResourceLedger.record_remote`;
+``pg_sessions``, from PostgreSQL's ``pg_stat_activity``).
 
 Thread-safe: HTTP connection pools acquire and release from worker threads.
 """
@@ -49,12 +52,35 @@ class CleanupFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteCount:
+    """A server's own count of this run's sessions on it: before the run opened any, and
+    after it closed them all; -1 where the server could not be asked."""
+
+    before: int
+    after: int
+
+    @property
+    def leaked(self) -> bool:
+        return self.before >= 0 and self.after > self.before
+
+    def plus(self, other: RemoteCount) -> RemoteCount:
+        def add(a: int, b: int) -> int:
+            return -1 if a < 0 or b < 0 else a + b
+
+        return RemoteCount(add(self.before, other.before), add(self.after, other.after))
+
+    def to_jsonable(self) -> dict[str, int]:
+        return {"before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerSnapshot:
     """A point-in-time copy of a ledger, safe to keep and to serialise."""
 
     by_kind: dict[str, KindCounts]
     open_labels: tuple[tuple[str, str], ...]
     cleanup_failures: tuple[CleanupFailure, ...] = ()
+    remote: dict[str, RemoteCount] = field(default_factory=dict)
 
     @property
     def open_total(self) -> int:
@@ -68,6 +94,7 @@ class LedgerSnapshot:
             "cleanup_failures": [
                 {"kind": f.kind, "label": f.label, "error": f.error} for f in self.cleanup_failures
             ],
+            "remote": {name: c.to_jsonable() for name, c in sorted(self.remote.items())},
         }
 
 
@@ -97,6 +124,7 @@ class ResourceLedger:
     # sum(_acquired) - sum(_released) == len(_open) at every point outside the lock.
     _open: dict[int, Handle] = field(default_factory=dict)
     _failures: list[CleanupFailure] = field(default_factory=list)
+    _remote: dict[str, RemoteCount] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -117,6 +145,12 @@ class ResourceLedger:
         with self._lock:
             self._failures.append(CleanupFailure(kind, label, f"{type(exc).__name__}: {exc}"))
 
+    def record_remote(self, name: str, count: RemoteCount) -> None:
+        """Add a server's count of this run's sessions (see :class:`RemoteCount`)."""
+        with self._lock:
+            known = self._remote.get(name)
+            self._remote[name] = count if known is None else known.plus(count)
+
     def snapshot(self) -> LedgerSnapshot:
         with self._lock:
             kinds = self._acquired.keys() | self._released.keys()
@@ -126,6 +160,7 @@ class ResourceLedger:
                 },
                 open_labels=tuple((h.kind, h.label) for h in self._open.values()),
                 cleanup_failures=tuple(self._failures),
+                remote=dict(self._remote),
             )
 
     @contextlib.contextmanager

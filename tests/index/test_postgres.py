@@ -1,0 +1,149 @@
+"""The PostgreSQL backend's own promises, on a real server: trust on open, the opt-in
+HNSW index, text PostgreSQL cannot hold, and claims handed back by a run that stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from funcpipe_rag.api.core import IngestRequest, RunSettings, ingest
+from funcpipe_rag.index import IndexOptions, index_exists, open_index
+from funcpipe_rag.policies.ledger import ResourceLedger
+from funcpipe_rag.result import Ok
+from funcpipe_rag.walk import iter_paths
+from tests.cli.helpers import prose, run_cli, write_tree
+from tests.indexes import count, execute, rows
+
+
+def _ingest(tree: Path, url: str, *extra: str) -> None:
+    proc = run_cli("ingest", str(tree), "--index", url, "--quiet", *extra)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        ("DROP TABLE chunks", "table chunks is missing"),
+        ("ALTER TABLE documents DROP COLUMN note", "table documents lacks note"),
+        ("DELETE FROM meta WHERE key = 'dim'", "meta lacks dim"),
+        ("UPDATE meta SET value = '99' WHERE key = 'schema'", "schema version '99'"),
+    ],
+)
+def test_an_altered_collection_is_refused_in_one_line_and_never_recreated(
+    tmp_path: Path, pg_database: str, damage: str, says: str
+) -> None:
+    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 4) for i in range(3)})
+    _ingest(tree, pg_database)
+    execute(pg_database, damage)
+    before = rows(pg_database, "SELECT count(*) FROM information_schema.tables "
+                  "WHERE table_schema = 'funcpipe'")  # fmt: skip
+    for args in (("ingest", str(tree)), ("search", "stream")):
+        proc = run_cli(*args, "--index", pg_database)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], proc.stderr
+    after = rows(pg_database, "SELECT count(*) FROM information_schema.tables "
+                 "WHERE table_schema = 'funcpipe'")  # fmt: skip
+    assert after == before
+    verify = run_cli("verify", "--index", pg_database, "--json")
+    assert verify.returncode == 1 and "INDEX/DAMAGED" in verify.stdout
+
+
+def test_a_schema_that_is_not_a_collection_is_refused(pg_database: str, tmp_path: Path) -> None:
+    execute(pg_database, "CREATE SCHEMA funcpipe", "CREATE TABLE funcpipe.orders (id int)")
+    tree = write_tree(tmp_path / "docs", {"a.md": prose(1, 2)})
+    proc = run_cli("ingest", str(tree), "--index", pg_database)
+    assert proc.returncode == 2 and "not a funcpipe collection" in proc.stderr
+    assert rows(pg_database, "SELECT count(*) FROM funcpipe.orders") == [(0,)]
+    bad = run_cli("ingest", str(tree), "--index", pg_database, "--collection", "Robert'); --")
+    assert bad.returncode == 2 and "collection must be" in bad.stderr
+
+
+def test_hnsw_is_opt_in_and_searches_through_the_index(tmp_path: Path, pg_database: str) -> None:
+    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 6) for i in range(6)})
+    _ingest(tree, pg_database)
+    indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = 'funcpipe'"
+    assert "vectors_hnsw" not in {r[0] for r in rows(pg_database, indexes)}
+    exact = run_cli("search", "garden recipe", "--index", pg_database, "--json", "-k", "3")
+    _ingest(tree, pg_database, "--hnsw")
+    assert "vectors_hnsw" in {r[0] for r in rows(pg_database, indexes)}
+    approximate = run_cli("search", "garden recipe", "--index", pg_database, "--json", "-k", "3")
+    assert approximate.returncode == 0, approximate.stderr
+    # A collection this small fits in one HNSW search's candidate list: same answer.
+    assert approximate.stdout == exact.stdout
+
+
+def test_text_postgresql_cannot_hold_is_stored_with_a_replacement(
+    tmp_path: Path, pg_database: str
+) -> None:
+    body = "plain words " * 1000 + "\x00 a NUL past the binary sniff\n"
+    tree = write_tree(tmp_path / "docs", {"nul.md": body})
+    _ingest(tree, pg_database)
+    stored = "".join(r[0] for r in rows(pg_database, "SELECT text FROM chunks ORDER BY seq"))
+    assert "\ufffd a NUL past" in stored and "\x00" not in stored
+
+
+def test_a_run_that_stops_early_hands_its_claims_back(tmp_path: Path, pg_database: str) -> None:
+    tree = write_tree(tmp_path / "docs", {f"f{i:02}.md": prose(i, 6) for i in range(20)})
+    settings = RunSettings(index=pg_database, claim_files=2, commit_every=4)
+    seen = 0
+
+    def stop_after_some(_: object) -> bool:
+        nonlocal seen
+        seen += 1
+        return seen < 10
+
+    ledger = ResourceLedger()
+    summary = ingest(
+        IngestRequest(roots=(str(tree),), settings=settings),
+        on_result=stop_after_some,
+        ledger=ledger,
+    )
+    assert summary.status == "ok" and summary.ledger.open_total == 0
+    snapshot = summary.ledger
+    assert snapshot.by_kind["pg_connection"].released == 3
+    assert snapshot.by_kind["lease_keeper"].open == 0
+    assert snapshot.remote["pg_sessions"].after == 0
+    # Nothing is left taken: what the run did not finish is open for the next one.
+    states = dict(rows(pg_database, "SELECT state, count(*) FROM file_claims GROUP BY state"))
+    assert "taken" not in states and states.get("todo", 0) > 0
+    assert rows(pg_database, "SELECT count(*) FROM workers") == [(0,)]
+    # The next run takes them, finishes the pass and clears it.
+    _ingest(tree, pg_database)
+    assert rows(pg_database, "SELECT count(*) FROM file_claims") == [(0,)]
+    assert count(pg_database, "documents") == 20
+    assert run_cli("verify", "--index", pg_database, str(tree)).returncode == 0
+
+
+def test_an_empty_database_is_not_an_index(pg_database: str) -> None:
+    assert not index_exists(pg_database)
+    with pytest.raises(Exception, match="index not found"):
+        open_index(pg_database, None, ResourceLedger(), readonly=True)
+
+
+def test_the_claiming_stage_is_lazy_and_closes_its_walk(tmp_path: Path, pg_database: str) -> None:
+    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 2) for i in range(5)})
+    _ingest(tree, pg_database)  # a collection to open
+    ledger = ResourceLedger()
+    index = open_index(pg_database, None, ledger, options=IndexOptions(claim_files=2))
+    share = index.share()
+    try:
+        walk = iter_paths([str(tree)], RunSettings().walk_options())
+        rounds = share.rounds(lambda: walk)
+        files = next(rounds)  # the first round's stream exists; nothing was published yet
+        assert rows(pg_database, "SELECT count(*) FROM file_claims") == [(0,)]
+        first = next(files)
+        assert isinstance(first, Ok)
+        assert rows(pg_database, "SELECT count(*) FROM file_claims") == [(2,)]  # one batch
+        taken = rows(pg_database, "SELECT state, worker FROM file_claims WHERE state = 'taken'")
+        assert len(taken) <= 2 and {w for _, w in taken} == {index.run_id}
+        files.close()
+        with pytest.raises(StopIteration):
+            next(walk)  # closing the stage closed the walk
+        rounds.close()
+    finally:
+        share.close()
+        index.close()
+    assert rows(pg_database, "SELECT count(*) FROM file_claims WHERE state = 'taken'") == [(0,)]
+    assert ledger.snapshot().open_total == 0
