@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from funcpipe_rag.serve import EmbeddingServer, FaultConfig
@@ -277,7 +278,12 @@ def test_the_server_killed_mid_run(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=cli_env(FUNCPIPE_COMMIT_EVERY="8"),
         )  # fmt: skip
-        time.sleep(1.5)
+        # Kill the server once the run is well under way (some batches answered and
+        # stored), not after a fixed sleep: a loaded machine starts the CLI slowly.
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{url}/stats", timeout=5).json()["embed_requests"] < 12:
+            assert time.monotonic() < deadline and ingest.poll() is None
+            time.sleep(0.05)
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
         _, stderr = ingest.communicate(timeout=60)
