@@ -31,6 +31,7 @@ from typing import Any
 from .chunking.splitter import ChunkerSettings
 from .embedders.urls import without_credentials
 from .errors import ConfigError, IndexMismatchError
+from .readers.pool import ParseLimits
 from .walk import WalkOptions
 
 EMBEDDERS = ("hash", "openai", "ollama", "tei")
@@ -47,6 +48,7 @@ SECTIONS = {
     "chunker": "Chunking",
     "embedder": "Embedder",
     "walk": "Walk",
+    "parse": "Parsing (PDF, DOCX)",
 }
 
 
@@ -220,6 +222,16 @@ class RunSettings:
         256.0, section="walk", help="skip files larger than this, MiB", lo=0.001, hi=1e6,
         commands=WALKING,
     )  # fmt: skip
+    # Binary formats are parsed in worker processes (readers/pool.py); a file over
+    # either limit fails alone (READ/TIMEOUT, READ/MEMORY) and the run goes on.
+    parse_timeout: float = setting(
+        60.0, section="parse", help="seconds one PDF or DOCX may take to parse", lo=0.01,
+        hi=86400,
+    )  # fmt: skip
+    parse_memory_mb: int = setting(
+        1024, section="parse", help="memory one PDF or DOCX parse may use, MiB", lo=16,
+        hi=1_000_000,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for s in SETTINGS:
@@ -239,6 +251,9 @@ class RunSettings:
             hidden=self.hidden,
             max_file_bytes=int(self.max_file_mb * (1 << 20)),
         )
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(timeout_s=self.parse_timeout, memory_mb=self.parse_memory_mb)
 
     def remembered(self) -> dict[str, Any]:
         """What an index built with these settings remembers of them (the URL without

@@ -6,7 +6,8 @@ enters the embedder, the index, the worker threads and the pipeline into a singl
 end, breaker trip, an exception, Ctrl-C, SIGTERM, a closed stdout — they are released
 in reverse order: the pipeline first (closing every stage above it, any open file and
 the requests in flight), then the sink commits the chunks already embedded, then the
-worker threads are joined, then the index and the embedder close. Vectors never wait
+parser processes are stopped and reaped, then the worker threads are joined, then the
+index and the embedder close. Vectors never wait
 for any of that: they are stored as soon as they arrive. The returned
 :class:`RunSummary` is built after all of it, from the ledger and the operating
 system's counts.
@@ -37,7 +38,7 @@ from .index.cache import VectorCache
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
-from .readers import RawFile, extract_documents, read_files
+from .readers import ParserPool, RawFile, extract_documents, open_parser_pool, read_files
 from .result import Err, ErrInfo, Ok, Result
 from .streams import Stage, sfilter
 from .summary import (
@@ -233,8 +234,12 @@ def build_pipeline(
     executor: Executor | None = None,
     seen: set[str] | None = None,
     cache: VectorCache | None = None,
+    parsers: ParserPool | None = None,
 ) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
     """The lazy stage chain of one run; creating it does no I/O.
+
+    PDF and DOCX files are parsed in ``parsers``' worker processes (without a pool,
+    in this process: only for trusted files).
 
     With an ``executor``, up to ``settings.concurrency`` embedding batches are in flight.
     ``seen`` collects the id of every file the walk found that still exists as a
@@ -278,7 +283,7 @@ def build_pipeline(
             return False
         return True
 
-    docs = extract_documents(sfilter(keep, read_files(files, ledger)), ledger)
+    docs = extract_documents(sfilter(keep, read_files(files, ledger)), ledger, parsers)
     chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(embedder)))
     store = index if index is not None else cache
     embedded = embed_chunks(
@@ -397,6 +402,10 @@ def ingest(
                 executor = stack.enter_context(
                     worker_pool(settings.concurrency, ledger), "worker pool"
                 )
+            # No worker process starts until a PDF or DOCX needs one; closed after the
+            # pipeline (which may be waiting on a parse), so busy parsers are stopped.
+            parsers = open_parser_pool(settings.parse_limits(), ledger)
+            stack.callback(parsers.close, "parser pool")
             seen: set[str] = set()
             sink = _Sink(
                 index,
@@ -407,7 +416,9 @@ def ingest(
                 with_vectors=req.with_vectors,
             )
             stack.callback(sink.finish, "sink commit")
-            pipeline = build_pipeline(req, embedder, index, stats, ledger, executor, seen, cache)
+            pipeline = build_pipeline(
+                req, embedder, index, stats, ledger, executor, seen, cache, parsers
+            )
             stack.callback(pipeline.close, "pipeline")
             last_report = time.monotonic()
             walked_all = True

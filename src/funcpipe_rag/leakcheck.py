@@ -185,7 +185,10 @@ def _result_from_report(
         exercised,
         bool(res["leak"]),
         {k: c["open"] for k, c in res["by_kind"].items() if c["open"]},
-        {k: os_[f"{k}_after"] - os_[f"{k}_before"] for k in ("fds", "sockets", "threads")},
+        {
+            k: os_[f"{k}_after"] - os_[f"{k}_before"]
+            for k in ("fds", "sockets", "threads", "children")
+        },
         detail,
     )
 

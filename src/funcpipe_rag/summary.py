@@ -108,6 +108,8 @@ class RunSummary:
                     "sockets_after": self.os_after.sockets,
                     "threads_before": self.os_before.threads,
                     "threads_after": self.os_after.threads,
+                    "children_before": self.os_before.children,
+                    "children_after": self.os_after.children,
                 },
                 "leak": self.leaked,
             },
@@ -121,11 +123,14 @@ class RunSummary:
 
 def leak_detected(ledger: LedgerSnapshot, before: OsSnapshot, after: OsSnapshot) -> bool:
     """A leak: the ledger holds an open resource, a cleanup failed, or the OS counts more
-    descriptors, sockets or threads after the run than before it."""
+    descriptors, sockets, threads or child processes after the run than before it."""
     if ledger.open_total > 0 or ledger.cleanup_failures:
         return True
     return (
-        after.fds > before.fds or after.sockets > before.sockets or after.threads > before.threads
+        after.fds > before.fds
+        or after.sockets > before.sockets
+        or after.threads > before.threads
+        or after.children > before.children
     )
 
 

@@ -21,10 +21,16 @@ from ..result import Err, ErrInfo, Ok, Result
 from ..streams import Stage, close_quietly
 from ..walk import SourceFile
 from .base import Document, DocumentReader, Extraction, RawFile, TextPiece, reader_id
+from .docx import DocxReader
 from .files import AfterRead, read_bytes, read_skip
+from .pdf import PdfReader
+from .pool import ParseLimits, ParserPool, open_parser_pool
+from .pooled import extract_pooled
 from .text import TextReader
 
-READERS: tuple[DocumentReader, ...] = (TextReader(),)
+# Binary formats first: they are sniffed by magic bytes, and a PDF may well have no
+# NUL byte in its head, which is all the text reader asks.
+READERS: tuple[DocumentReader, ...] = (PdfReader(), DocxReader(), TextReader())
 
 
 def choose_reader(
@@ -77,9 +83,18 @@ def read_files(
 
 
 def extract_documents(
-    raws: Iterable[Result[RawFile, ErrInfo]], ledger: ResourceLedger
+    raws: Iterable[Result[RawFile, ErrInfo]],
+    ledger: ResourceLedger,
+    parsers: ParserPool | None = None,
 ) -> Stage[Result[Extraction, ErrInfo]]:
-    """Each raw file through its reader; errors pass through."""
+    """Each raw file through its reader; errors pass through.
+
+    With ``parsers``, the files of its formats (PDF, DOCX) are parsed in its worker
+    processes, under its time and memory limits (:mod:`.pool`). Without, every reader
+    runs in this process: only for files you trust.
+    """
+    if parsers is not None:
+        return Stage(extract_pooled(raws, ledger, parsers), (raws,))
 
     def gen() -> Generator[Result[Extraction, ErrInfo], None, None]:
         try:
@@ -92,22 +107,29 @@ def extract_documents(
 
 
 def iter_documents(
-    files: Iterable[Result[SourceFile, ErrInfo]], ledger: ResourceLedger
+    files: Iterable[Result[SourceFile, ErrInfo]],
+    ledger: ResourceLedger,
+    parsers: ParserPool | None = None,
 ) -> Stage[Result[Extraction, ErrInfo]]:
     """Read and extract every file (no incremental skipping between the two)."""
-    return extract_documents(read_files(files, ledger), ledger)
+    return extract_documents(read_files(files, ledger), ledger, parsers)
 
 
 __all__ = [
     "READERS",
     "Document",
     "DocumentReader",
+    "DocxReader",
     "Extraction",
+    "ParseLimits",
+    "ParserPool",
+    "PdfReader",
     "RawFile",
     "TextPiece",
     "choose_reader",
     "extract_documents",
     "iter_documents",
+    "open_parser_pool",
     "read_file",
     "read_files",
     "reader_id",

@@ -1,0 +1,16 @@
+"""The readers whose parsing is isolated in parser workers, by name.
+
+Binary formats whose parsers a hostile file can make hang, balloon or crash. The run
+sends each of their files to :mod:`.pool` with the reader's name, and the worker
+(:mod:`.worker`) runs that reader's own ``extract``.
+"""
+
+from __future__ import annotations
+
+from .base import DocumentReader
+from .docx import DocxReader
+from .pdf import PdfReader
+
+PARSERS: dict[str, DocumentReader] = {r.name: r for r in (PdfReader(), DocxReader())}
+
+__all__ = ["PARSERS"]
