@@ -256,8 +256,7 @@ def build_pipeline(
         stats.files_seen += 1
         if isinstance(r, Err):
             if is_skip(r.error):
-                stats.files_skipped += 1
-                stats.skipped_by_code[r.error.code] += 1
+                stats.skip(r.error)
                 return False
             return True  # a failure: the sink counts it
         src = r.value.source
@@ -277,8 +276,7 @@ def build_pipeline(
             stats.chunks_seen += 1
             return True
         if is_skip(r.error):
-            stats.files_skipped += 1
-            stats.skipped_by_code[r.error.code] += 1
+            stats.skip(r.error)
             seen.discard(r.error.ctx.get("doc_id") or "")
             return False
         return True

@@ -14,6 +14,7 @@ from typing import Any
 from .policies.breakers import BreakInfo
 from .policies.ledger import LedgerSnapshot, OsSnapshot
 from .policies.reports import ErrReportBuilder, report_to_jsonable
+from .result import ErrInfo
 
 SCHEMA = "funcpipe.run/1"
 
@@ -25,6 +26,11 @@ EXIT_LEAK = 4
 EXIT_SIGINT = 130
 EXIT_SIGPIPE = 141
 EXIT_SIGTERM = 143
+
+# Skips that call for something the user can do (install an extra, OCR a scan): each
+# file's line is kept (the first few), as errors' are, so the report can name it.
+NOTABLE_SKIPS = frozenset({"SKIP/NEEDS_EXTRA", "SKIP/NO_TEXT"})
+MAX_SKIP_SAMPLES = 20
 
 
 @dataclass(slots=True)
@@ -45,7 +51,15 @@ class RunStats:
     bytes_seen: int = 0  # of the files read so far (progress and its ETA)
     current: str = ""  # the file being read
     skipped_by_code: Counter[str] = field(default_factory=Counter)
+    skip_samples: list[ErrInfo] = field(default_factory=list)
     errors: ErrReportBuilder = field(default_factory=ErrReportBuilder)
+
+    def skip(self, err: ErrInfo) -> None:
+        """Count a skipped file; keep the first few notable ones (see NOTABLE_SKIPS)."""
+        self.files_skipped += 1
+        self.skipped_by_code[err.code] += 1
+        if err.code in NOTABLE_SKIPS and len(self.skip_samples) < MAX_SKIP_SAMPLES:
+            self.skip_samples.append(err)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +112,10 @@ class RunSummary:
                 "by_stage": report["by_stage"],
                 "samples": report["samples"],
             },
-            "skipped": {"by_code": dict(s.skipped_by_code.most_common())},
+            "skipped": {
+                "by_code": dict(s.skipped_by_code.most_common()),
+                "samples": [e.to_jsonable() for e in s.skip_samples],
+            },
             "resources": {
                 **self.ledger.to_jsonable(),
                 "os": {

@@ -196,6 +196,10 @@ def print_report(summary: RunSummary) -> None:
     if doc["skipped"]["by_code"]:
         skipped = ", ".join(f"{k} {v}" for k, v in doc["skipped"]["by_code"].items())
         console.print(f"skipped: {skipped}")
+        for sample in doc["skipped"]["samples"][:5]:
+            console.print(
+                f"  {sample['code']} {sample['path'] or ''}: {sample['msg']}", markup=False
+            )
     if doc["errors"]["by_code"]:
         errors = ", ".join(f"{k} {v}" for k, v in doc["errors"]["by_code"].items())
         console.print(f"[yellow]errors[/]: {errors}")
