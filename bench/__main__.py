@@ -15,6 +15,7 @@ from .bench_chunking import bench_chunking
 from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
 from .bench_ingest import bench_ingest
+from .bench_parsers import bench_parsers
 from .bench_policies import bench_policies
 from .bench_rerun import bench_rerun
 
@@ -27,6 +28,7 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "ingest": bench_ingest,
     "http": bench_http,
     "rerun": bench_rerun,
+    "parsers": bench_parsers,
 }
 
 

@@ -15,8 +15,9 @@ and is read); ``READ/CORRUPT`` for one PDFium cannot load; ``SKIP/NO_TEXT`` for 
 with no text layer (a scan needs OCR first); ``SKIP/NEEDS_EXTRA`` without pypdfium2.
 
 Sections come from the outline (bookmarks): a page's text is split where the title of
-an outline entry pointing at that page appears in it, and each piece carries the
-heading path (``Chapter 2 > Setup``) in effect at its start.
+an outline entry pointing at that page appears in it (an entry whose title is not on
+the page starts where the previous one ended), and each piece carries the heading path
+(``Chapter 2 > Setup``) in effect at its start.
 """
 
 from __future__ import annotations
@@ -123,13 +124,12 @@ def _pieces(doc: Any, outline: dict[int, list[tuple[str, str]]]) -> Iterator[Tex
             page.close()
         cursor = 0
         for title, path in outline.get(index, ()):
-            # Where the heading's words start on the page (line breaks may differ).
+            # Where the heading's words start on the page (line breaks may differ); a
+            # heading not printed as text starts its section where the last one ended.
             at = _find_words(text, title, cursor)
-            if at is None:
-                continue
-            if at > cursor:
+            if at is not None and at > cursor:
                 yield TextPiece(text[cursor:at], section, index + 1)
-            section, cursor = path, at
+            section, cursor = path, cursor if at is None else at
         yield TextPiece(text[cursor:], section, index + 1)
 
 

@@ -201,14 +201,21 @@ class ProcessParserPool:
         return ticket.outcome
 
     def close(self) -> None:
-        """Kill busy workers, end idle ones, reap all and close their pipes."""
+        """Kill busy workers, end idle ones, reap all and close their pipes.
+
+        Every worker is told first (SIGKILL, or end of input) and waited for after, so
+        they exit together rather than one after another.
+        """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        workers = list(self._workers)
+        for worker in workers:
+            self._stop(worker, kill=worker.job is not None or not worker.ready)
         failure: BaseException | None = None
-        for worker in list(self._workers):
+        for worker in workers:
             try:
-                self._reap(worker, kill=worker.job is not None or not worker.ready)
+                self._reap(worker, kill=False)
             except BaseException as exc:
                 failure = failure or exc
         if failure is not None:
@@ -303,14 +310,19 @@ class ProcessParserPool:
         except wire.WireError:
             return None
 
+    def _stop(self, worker: _Worker, *, kill: bool) -> None:
+        """Tell ``worker`` to go: SIGKILL, or end of input (an idle worker then exits)."""
+        proc = worker.proc
+        if kill and proc.returncode is None:
+            proc.kill()
+        assert proc.stdin is not None
+        proc.stdin.close()
+
     def _reap(self, worker: _Worker, *, kill: bool) -> int | None:
         """Stop ``worker`` (kill, or end of input), wait for it, close its pipes."""
         proc = worker.proc
         try:
-            if kill:
-                proc.kill()
-            assert proc.stdin is not None
-            proc.stdin.close()  # end of input: an idle worker exits
+            self._stop(worker, kill=kill)
             try:
                 proc.wait(timeout=_STOP_WAIT_S)
             except subprocess.TimeoutExpired:

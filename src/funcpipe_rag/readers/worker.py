@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     base_mb = _limit_memory(opts.memory_mb)
     wire.write_all(out, wire.encode_json(wire.HELLO, {"pid": os.getpid(), "base_mb": base_mb}))
     _serve(0, out, opts.memory_mb)
+    # Every answer is written (unbuffered) and nothing else is held: skip the
+    # interpreter's teardown, so a run's end does not wait for it.
+    os._exit(0)
 
 
 if __name__ == "__main__":
