@@ -39,7 +39,7 @@ import httpx
 from .config import RunSettings, resolve_settings
 from .ingest import IngestRequest, ingest
 from .leakfaults import children, is_worker, kill_leftovers, write_parser_tree
-from .readers.worker import FAULT_ENV
+from .readers.isolated import FAULT_ENV
 from .summary import RunSummary
 
 SCENARIOS: tuple[str, ...] = (

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from funcpipe_rag.leakfaults import children, is_worker
-from funcpipe_rag.readers.worker import FAULT_ENV
+from funcpipe_rag.readers.isolated import FAULT_ENV
 from funcpipe_rag.serve import EmbeddingServer
 from tests.cli.helpers import CLI, assert_clean, cli_env, prose, read_report, run_cli, write_tree
 from tests.readers.writers import (

@@ -26,8 +26,8 @@ from funcpipe_rag.readers import (
     read_file,
     read_files,
 )
+from funcpipe_rag.readers.isolated import FAULT_ENV
 from funcpipe_rag.readers.pool import ProcessParserPool
-from funcpipe_rag.readers.worker import FAULT_ENV
 from funcpipe_rag.result import Err, Ok
 from funcpipe_rag.walk import iter_paths
 from tests.readers.writers import write_bomb_pdf, write_docx, write_pdf
@@ -211,3 +211,17 @@ def test_closing_the_stage_early_then_the_pool_leaves_nothing(
         assert isinstance(first, Ok)
         stage.close()
         assert len(live_workers()) == 2  # the stage borrowed the pool; the pool owns them
+
+
+def test_workers_get_no_secrets_from_the_environment(
+    docs: dict[str, Path], ledger: ResourceLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUNCPIPE_API_KEY", "sk-run-secret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-other-secret")
+    monkeypatch.setenv(FAULT_ENV, "hang:*")
+    with ProcessParserPool(ParseLimits(timeout_s=600, workers=1), ledger) as pool:
+        pool.submit(raw_of(docs["a"], ledger))
+        (pid,) = live_workers()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"sk-run-secret" not in environ and b"sk-other-secret" not in environ
+    assert b"PATH=" in environ and FAULT_ENV.encode() in environ

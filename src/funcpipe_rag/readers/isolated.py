@@ -13,4 +13,8 @@ from .pdf import PdfReader
 
 PARSERS: dict[str, DocumentReader] = {r.name: r for r in (PdfReader(), DocxReader())}
 
-__all__ = ["PARSERS"]
+# Tests and leak-check only: makes a worker hang, balloon or crash on matching files
+# (see :mod:`.worker`). Passed to the workers; nothing else reads it.
+FAULT_ENV = "FUNCPIPE_TEST_PARSER_FAULT"
+
+__all__ = ["FAULT_ENV", "PARSERS"]

@@ -50,8 +50,9 @@ from ..policies.ledger import Handle, ResourceLedger
 from ..result import Err, ErrInfo, Ok, Result, make_errinfo
 from . import wire
 from .base import Document, DocumentReader, Extraction, RawFile, TextPiece, reader_id
-from .isolated import PARSERS
+from .isolated import FAULT_ENV, PARSERS
 
+_WORKER_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TMPDIR", "VIRTUAL_ENV"})
 _READ_BLOCK = 1 << 20
 _STOP_WAIT_S = 2.0
 _MAX_MSG = 500
@@ -244,7 +245,7 @@ class ProcessParserPool:
 
     def _spawn(self) -> Result[_Worker, ErrInfo]:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-        env = dict(os.environ)
+        env = _worker_env()
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, env.get("PYTHONPATH", "")) if p
         )
@@ -487,6 +488,19 @@ class ProcessParserPool:
         else:
             how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
             job.ticket.outcome = self._fail(raw, "READ/CRASH", f"the parser crashed ({how})")
+
+
+def _worker_env() -> dict[str, str]:
+    """The environment a worker gets: what Python and the locale need, nothing else.
+
+    A worker parses untrusted files; should a parser be subverted, it finds no API key
+    (``FUNCPIPE_API_KEY``, ``OPENAI_API_KEY``) or other secret of the run's environment.
+    """
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k in _WORKER_ENV or k.startswith(("LC_", "PYTHON")) or k == FAULT_ENV
+    }
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -42,9 +42,8 @@ from ..result import Err
 from ..walk import SourceFile
 from . import wire
 from .base import RawFile
-from .isolated import PARSERS
+from .isolated import FAULT_ENV, PARSERS
 
-FAULT_ENV = "FUNCPIPE_TEST_PARSER_FAULT"
 MAX_JOB_FRAME = 1 << 30
 _PR_SET_PDEATHSIG = 1
 _ALARM_GRACE_S = 5
