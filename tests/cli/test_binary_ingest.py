@@ -4,6 +4,7 @@ on; nothing left behind, not even a process; the incremental index still exact."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -213,3 +214,21 @@ def test_the_same_mixed_tree_twice_gives_identical_records(tmp_path: Path) -> No
     assert outs[0] == outs[1]
     assert outs[0].count("\n") >= 3
     assert "guide.pdf" in outs[0] and "handbook.docx" in outs[0]
+
+
+def test_plan_counts_pdf_and_docx_chunks_as_ingest_stores_them(tmp_path: Path) -> None:
+    tree = good_tree(tmp_path / "docs")
+    (tree / "broken.pdf").write_text("not a pdf\n")
+    db = tmp_path / "x.db"
+    plan = run_cli("ingest", str(tree), "--index", str(db), "--plan")
+    entries = {Path(e["path"]).name: e for e in map(json.loads, plan.stdout.splitlines())}
+    assert entries["broken.pdf"] == {"path": f"{tree}/broken.pdf", "status": "failed",
+                                     "code": "READ/CORRUPT"}  # fmt: skip
+    assert plan.returncode == 1
+    code, _ = ingest(tree, db)
+    assert code == 1  # broken.pdf
+    stored = dict(rows(db, "SELECT d.path, COUNT(*) FROM chunks c JOIN documents d "
+                           "USING (doc_id) GROUP BY d.path"))  # fmt: skip
+    for name in ("guide.pdf", "handbook.docx", "notes.md"):
+        assert entries[name]["status"] == "new"
+        assert entries[name]["chunks"] == stored[f"{tree}/{name}"] > 0

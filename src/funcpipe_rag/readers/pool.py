@@ -184,12 +184,15 @@ class ProcessParserPool:
             worker = self._free_worker(ticket)
             if worker is None:
                 return ticket  # no worker could start: the outcome says why
+            # Busy before the first byte is sent: a send cut short (Ctrl-C) leaves a
+            # worker that close() kills, never one mistaken for idle.
+            worker.job = _Job(ticket, time.monotonic() + self.limits.timeout_s)
             try:
                 self._send(worker, raw)
             except OSError:
+                worker.job = None
                 self._reap(worker, kill=True)
                 continue
-            worker.job = _Job(ticket, time.monotonic() + self.limits.timeout_s)
             return ticket
         ticket.outcome = self._fail(raw, "READ/CRASH", "the parser worker died before parsing")
         return ticket
@@ -198,7 +201,8 @@ class ProcessParserPool:
         while ticket.outcome is None:
             if self._state is _State.CLOSED:
                 raise ResourceClosedError("the parser pool is closed")
-            self._pump()
+            if not self._pump():  # cannot happen: every job's end sets its outcome
+                ticket.outcome = self._fail(ticket.raw, "READ/PARSER", "the parse was lost")
         return ticket.outcome
 
     def close(self) -> None:
@@ -345,11 +349,12 @@ class ProcessParserPool:
 
     # -- waiting -------------------------------------------------------------------------
 
-    def _pump(self) -> None:
-        """Wait for any busy worker to say something (or a time limit), then act on it."""
+    def _pump(self) -> bool:
+        """Wait for any busy worker to say something (or a time limit), then act on it;
+        False if no worker was busy."""
         busy = [w for w in self._workers if w.job is not None]
         if not busy:
-            return
+            return False
         now = time.monotonic()
         wait = min(w.job.deadline for w in busy if w.job is not None) - now
         poller = select.poll()
@@ -366,6 +371,7 @@ class ProcessParserPool:
                 self._drain(w, timeout_s=0)  # an answer that arrived just in time counts
                 if w.job is job:
                     self._time_out(w, job)
+        return True
 
     def _drain(self, worker: _Worker, timeout_s: float = 0) -> None:
         frames = self._read(worker, timeout_s)
