@@ -6,10 +6,10 @@
    * the same through the parser pool (worker start-up, pipes and all),
    * pypdf's ``page.extract_text()`` page by page — what LlamaIndex's PDF reader uses.
    Each in a fresh process, so its peak RSS (``VmHWM``) is its own; the pool row also
-   reports the worker's. Target (reported, never asserted): funcpipe >= 3x pypdf's
-   pages/s.
+   reports the worker's. Two interleaved rounds, the best of each. Target (reported,
+   never asserted): funcpipe >= 3x pypdf's pages per CPU second.
 2. **Flat memory**: a tree of 10,000 documents (40 % PDF, 20 % DOCX, 40 % Markdown) is
-   ingested as 100, 1,000 and all 10,000 of them, each by a fresh process (hash
+   ingested as 100, 1,000, 3,000 and all 10,000 of them, each by a fresh process (hash
    embedder, SQLite index); the run's peak RSS and the largest worker's are reported.
    Target: the 10,000 run within 10 % of the 100 run.
 
@@ -37,9 +37,10 @@ from .bench_chunking import paragraphs
 
 Row = dict[str, Any]
 PAGES = 1000
-SIZES = (100, 1_000, 10_000)
+SIZES = (100, 1_000, 3_000, 10_000)
 PER_FOLDER = 100
 RATIO_TARGET = 3.0
+ROUNDS = 2
 RSS_RATIO_TARGET = 1.10
 
 
@@ -150,6 +151,7 @@ def _extract(method: str, path: Path) -> dict[str, Any]:
     from funcpipe_rag.policies.ledger import ResourceLedger
 
     worker_rss = None
+    c0 = time.process_time()
     if method == "pypdf":
         import pypdf
 
@@ -181,6 +183,9 @@ def _extract(method: str, path: Path) -> dict[str, Any]:
         "pages": pages,
         "text_mb": sum(len(t.encode()) for t in texts) / 1e6,
         "seconds": seconds,
+        # This process's CPU time: the parse itself, except through the pool (where the
+        # parse runs in the worker and this is only the run's side of the pipes).
+        "cpu_s": time.process_time() - c0,
         "peak_rss_mb": _vm_hwm_mb(),
         "worker_peak_rss_mb": worker_rss,
     }
@@ -220,8 +225,19 @@ def bench_parsers() -> list[Row]:
         book = work / "book.pdf"
         write_book(book, PAGES, paragraphs(7))
         print(f"  {PAGES}-page PDF: {book.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
-        results = {m: _child("extract", m, str(book)) for m in ("pypdf", "funcpipe", "pool")}
+        # Interleaved rounds, best of each: on a shared machine one slow moment must
+        # not decide a ratio. The target is judged on CPU time, which other processes
+        # disturb least; wall time is reported beside it.
+        methods = ("pypdf", "funcpipe", "pool")
+        results: dict[str, dict[str, Any]] = {}
+        for _ in range(ROUNDS):
+            for m in methods:
+                r = _child("extract", m, str(book))
+                best = results.get(m)
+                if best is None or r["seconds"] < best["seconds"]:
+                    results[m] = r
         base = results["pypdf"]["pages"] / results["pypdf"]["seconds"]
+        base_cpu = results["pypdf"]["pages"] / results["pypdf"]["cpu_s"]
         names = {
             "pypdf": "pdf: pypdf extract_text (LlamaIndex's PDF reader)",
             "funcpipe": "pdf: funcpipe PdfReader (pypdfium2), as in a worker",
@@ -231,14 +247,17 @@ def bench_parsers() -> list[Row]:
             rate = r["pages"] / r["seconds"]
             rows.append({
                 "name": names[method], "pages": r["pages"], "seconds": r["seconds"],
+                "cpu_s": r["cpu_s"] if method != "pool" else None,
                 "pages_per_s": rate, "text_mb_per_s": r["text_mb"] / r["seconds"],
                 "peak_rss_mb": r["peak_rss_mb"], "worker_peak_rss_mb": r["worker_peak_rss_mb"],
                 "ratio_vs_pypdf": rate / base,
+                "cpu_ratio_vs_pypdf": (r["pages"] / r["cpu_s"]) / base_cpu
+                if method != "pool" else None,
             })  # fmt: skip
-        ratio = rows[1]["ratio_vs_pypdf"]
-        rows.append({"name": f"pdf target: >= {RATIO_TARGET:g}x pypdf pages/s",
-                     "ratio_vs_pypdf": ratio, "status": "met" if ratio >= RATIO_TARGET else
-                     "missed"})  # fmt: skip
+        ratio = rows[1]["cpu_ratio_vs_pypdf"]
+        rows.append({"name": f"pdf target: >= {RATIO_TARGET:g}x pypdf pages/s (CPU time)",
+                     "ratio_vs_pypdf": rows[1]["ratio_vs_pypdf"], "cpu_ratio_vs_pypdf": ratio,
+                     "status": "met" if ratio >= RATIO_TARGET else "missed"})  # fmt: skip
 
         corpus = work / "mixed"
         t0 = time.perf_counter()

@@ -53,7 +53,7 @@ from .base import Document, DocumentReader, Extraction, RawFile, TextPiece, read
 from .isolated import FAULT_ENV, PARSERS
 
 _WORKER_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TMPDIR", "VIRTUAL_ENV"})
-_READ_BLOCK = 1 << 20
+_READ_BLOCK = 1 << 16  # a pipe holds 64 KiB: a larger read only costs a larger buffer
 _STOP_WAIT_S = 2.0
 _MAX_MSG = 500
 
