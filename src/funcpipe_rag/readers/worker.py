@@ -105,7 +105,7 @@ def _misbehave(kind: str) -> None:
 
 
 def _job(header: dict[str, Any], data: bytes) -> list[bytes]:
-    """Parse one file; the frames of the answer (STATUS, PIECE..., END)."""
+    """Parse one file; the frames of the answer (STATUS, then a PIECE per piece)."""
     src = SourceFile(**header["source"])
     _misbehave(_fault(src.path))
     reader = PARSERS[header["reader"]]
