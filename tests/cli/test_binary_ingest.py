@@ -118,7 +118,10 @@ def test_hostile_files_each_fail_alone_within_the_limits(tmp_path: Path) -> None
     assert doc["files"]["seen"] == 3 + 7
 
 
-def test_ctrl_c_while_parsers_are_busy_leaves_no_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_parsers_are_busy_leaves_no_process(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
     tree = tmp_path / "docs"
     for i in range(4):
         write_pages(tree / f"p{i}.pdf", [f"Page of document {i}."])
@@ -135,9 +138,9 @@ def test_ctrl_c_while_parsers_are_busy_leaves_no_process(tmp_path: Path) -> None
         assert time.monotonic() < deadline and proc.poll() is None, "no parser started"
         workers = [p for p in children(proc.pid) if is_worker(p)]
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     doc = read_report(report)
     assert doc["status"] == "interrupted"
@@ -145,6 +148,34 @@ def test_ctrl_c_while_parsers_are_busy_leaves_no_process(tmp_path: Path) -> None
     assert [p for p in workers if is_worker(p)] == []
     for pid in workers:  # reaped by the run, so gone from the process table
         assert not os.path.exists(f"/proc/{pid}") or not is_worker(pid)
+
+
+def test_a_closed_stdout_stops_the_parsers_too(tmp_path: Path) -> None:
+    tree = tmp_path / "docs"
+    # The first file hangs until its 2 s limit, so the run is still producing when the
+    # reader goes away after one line, with later files in the parsers.
+    write_pages(tree / "a-stuck.pdf", ["Stuck."])
+    for i in range(12):
+        write_pages(tree / f"p{i:02}.pdf", [prose(i, 3), prose(i + 50, 3)])
+    report = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [*CLI, "ingest", str(tree), "--no-index", "--jsonl", "--chunk-size", "200",
+         "--parse-timeout", "2", "--report", "none", "--report-file", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env(**{FAULT_ENV: "hang:*a-stuck.pdf"}),
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert json.loads(first)["path"].endswith(".pdf")
+    doc = read_report(report)
+    assert doc["reason"] == "stdout closed"
+    assert doc["errors"]["by_code"] == {"READ/TIMEOUT": 1}
+    assert_clean(doc)
+    assert doc["resources"]["by_kind"]["parser_process"]["acquired"] >= 2
 
 
 def test_without_the_pdf_extra_pdfs_are_skipped_with_the_extra_named(tmp_path: Path) -> None:
