@@ -11,12 +11,13 @@ that runs out of memory dies or says so (``READ/MEMORY``); one that crashes is
 
 Design choices, and why:
 
-* **Workers are fresh interpreters** (``subprocess`` = fork + exec), started lazily on
-  the first binary file and kept for the run. Not ``fork`` alone: the run has threads
-  (HTTP embedding workers, SQLite) whose locks a forked child would inherit held. Not
-  ``multiprocessing``: its spawn and forkserver methods start a resource-tracker
-  process that outlives the run, ``Pool`` adds helper threads, and neither can kill one
-  task's worker and go on. Start-up costs an interpreter (~0.2 s), once per worker.
+* **Workers are fresh interpreters** (``subprocess`` = fork + exec), started together
+  on the first binary file (their start-ups overlap) and kept for the run. Not
+  ``fork`` alone: the run has threads (HTTP embedding workers, SQLite) whose locks a
+  forked child would inherit held. Not ``multiprocessing``: its spawn and forkserver
+  methods start a resource-tracker process that outlives the run, ``Pool`` adds helper
+  threads, and neither can kill one task's worker and go on. Start-up costs an
+  interpreter and the parsing libraries' imports (0.2-0.8 s), once per worker.
 * **The bytes parsed are the bytes hashed**: a small file's in-memory buffer is sent
   down the pipe; for a large one the worker reads the file and checks the hash itself.
 * **The answer comes after the parse**: a worker collects every piece (within its
@@ -240,14 +241,20 @@ class ProcessParserPool:
                 if w.job is None and w.ready:
                     return w
             if len(self._workers) < self.capacity:
-                got = self._spawn()
-                if isinstance(got, Err):
-                    ticket.outcome = self._fail(ticket.raw, "READ/PARSER", got.error.msg)
+                # Every missing worker is started at once, so their start-ups overlap.
+                launched = [self._launch() for _ in range(self.capacity - len(self._workers))]
+                ready = [w for w in map(self._await_ready, launched) if w is not None]
+                if ready:
+                    return ready[0]
+                if not self._workers:
+                    ticket.outcome = self._fail(
+                        ticket.raw, "READ/PARSER", "no parser worker could start"
+                    )
                     return None
-                return got.value
             self._pump()  # all busy: wait for one to finish
 
-    def _spawn(self) -> Result[_Worker, ErrInfo]:
+    def _launch(self) -> _Worker | None:
+        """Start one worker process (not waiting for it); ``None`` if it cannot start."""
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
         env = _worker_env()
         env["PYTHONPATH"] = os.pathsep.join(
@@ -270,21 +277,27 @@ class ProcessParserPool:
                 # which then stops its workers in order.
                 process_group=0,
             )
-        except OSError as exc:
-            return Err(make_errinfo("READ/PARSER", f"cannot start a parser worker: {exc}"))
+        except OSError:
+            return None
         handle = self._ledger.acquire("parser_process", f"pid {proc.pid}")
         worker = _Worker(proc, handle, self._budget + (1 << 16))
         self._workers.append(worker)
         self.started += 1
+        return worker
+
+    def _await_ready(self, worker: _Worker | None) -> _Worker | None:
+        """Wait for ``worker``'s hello; a worker that dies or stays silent is reaped."""
+        if worker is None:
+            return None
         deadline = time.monotonic() + self.limits.start_timeout_s
         while not worker.ready:
             left = deadline - time.monotonic()
             frames = self._read(worker, left) if left > 0 else None
             if frames is None:
                 self._reap(worker, kill=True)
-                return Err(make_errinfo("READ/PARSER", "a parser worker did not start"))
+                return None
             worker.ready = any(kind == wire.HELLO for kind, _ in frames)
-        return Ok(worker)
+        return worker
 
     def _send(self, worker: _Worker, raw: RawFile) -> None:
         src = raw.source
