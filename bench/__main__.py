@@ -15,6 +15,7 @@ from .bench_chunking import bench_chunking
 from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
 from .bench_ingest import bench_ingest
+from .bench_parsers import bench_parsers
 from .bench_policies import bench_policies
 from .bench_postgres import bench_postgres
 from .bench_readers import bench_readers
@@ -33,6 +34,7 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "readers": bench_readers,
     "real": bench_real,
     "postgres": bench_postgres,
+    "parsers": bench_parsers,
 }
 
 

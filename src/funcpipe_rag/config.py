@@ -33,6 +33,7 @@ from .embedders.urls import without_credentials
 from .errors import ConfigError, IndexMismatchError
 from .index.options import IndexOptions
 from .readers.decoding import check_encoding
+from .readers.pool import ParseLimits
 from .walk import WalkOptions
 
 EMBEDDERS = ("hash", "openai", "ollama", "tei")
@@ -51,6 +52,7 @@ SECTIONS = {
     "walk": "Walk",
     "read": "Reading",
     "postgres": "PostgreSQL",
+    "parse": "Parsing (PDF, DOCX)",
 }
 
 
@@ -269,6 +271,16 @@ class RunSettings:
     claim_files: int = setting(
         8, section="postgres", help="files a worker claims at a time", lo=1, hi=10_000
     )
+    # Binary formats are parsed in worker processes (readers/pool.py); a file over
+    # either limit fails alone (READ/TIMEOUT, READ/MEMORY) and the run goes on.
+    parse_timeout: float = setting(
+        60.0, section="parse", help="seconds one PDF or DOCX may take to parse", lo=0.01,
+        hi=86400,
+    )  # fmt: skip
+    parse_memory_mb: int = setting(
+        1024, section="parse", help="memory one PDF or DOCX parse may use, MiB", lo=16,
+        hi=1_000_000,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for s in SETTINGS:
@@ -299,6 +311,9 @@ class RunSettings:
             lease_s=self.lease,
             claim_files=self.claim_files,
         )
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(timeout_s=self.parse_timeout, memory_mb=self.parse_memory_mb)
 
     def remembered(self) -> dict[str, Any]:
         """What an index built with these settings remembers of them (the URL without

@@ -6,7 +6,8 @@ enters the embedder, the index, the worker threads and the pipeline into a singl
 end, breaker trip, an exception, Ctrl-C, SIGTERM, a closed stdout — they are released
 in reverse order: the pipeline first (closing every stage above it, any open file and
 the requests in flight), then the sink commits the chunks already embedded, then the
-worker threads are joined, then the index and the embedder close. Vectors never wait
+parser processes are stopped and reaped, then the worker threads are joined, then the
+index and the embedder close. Vectors never wait
 for any of that: they are stored as soon as they arrive. The returned
 :class:`RunSummary` is built after all of it, from the ledger and the operating
 system's counts.
@@ -46,7 +47,14 @@ from .index.local import LocalShare
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
-from .readers import RawFile, extract_documents, read_files, readers_for
+from .readers import (
+    ParserPool,
+    RawFile,
+    extract_documents,
+    open_parser_pool,
+    read_files,
+    readers_for,
+)
 from .result import Err, ErrInfo, Ok, Result
 from .streams import Stage, sfilter
 from .summary import (
@@ -250,11 +258,14 @@ def build_pipeline(
     *,
     files: FileStream | None = None,
     claims: ContentClaims | None = None,
+    parsers: ParserPool | None = None,
 ) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
     """The lazy stage chain of one run (or of one round of it); creating it does no I/O.
 
-    ``files`` is the stream of files to process (the request's walk when None). With an
-    ``executor``, up to ``settings.concurrency`` embedding batches are in flight.
+    ``files`` is the stream of files to process (the request's walk when None). PDF
+    and DOCX files are parsed in ``parsers``' worker processes (without a pool, in this
+    process: only for trusted files). With an ``executor``, up to
+    ``settings.concurrency`` embedding batches are in flight.
     ``seen`` collects the id of every file the walk found that still exists as a
     document (ingested, unchanged or failed): the run prunes the others afterwards.
     Vectors are looked up in and persisted to the index, else to ``cache``; ``claims``
@@ -270,8 +281,7 @@ def build_pipeline(
         stats.files_seen += 1
         if isinstance(r, Err):
             if is_skip(r.error):
-                stats.files_skipped += 1
-                stats.skipped_by_code[r.error.code] += 1
+                stats.skip(r.error)
                 return False
             return True  # a failure: the sink counts it
         src = r.value.source
@@ -292,14 +302,15 @@ def build_pipeline(
             stats.chunks_seen += 1
             return True
         if is_skip(r.error):
-            stats.files_skipped += 1
-            stats.skipped_by_code[r.error.code] += 1
+            stats.skip(r.error)
             seen.discard(r.error.ctx.get("doc_id") or "")
             return False
         return True
 
     readers = readers_for(encoding=settings.encoding)
-    docs = extract_documents(sfilter(keep, read_files(files, ledger, readers=readers)), ledger)
+    docs = extract_documents(
+        sfilter(keep, read_files(files, ledger, readers=readers)), ledger, parsers
+    )
     chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(embedder)))
     store = index if index is not None else cache
     embedded = embed_chunks(
@@ -435,6 +446,10 @@ def ingest(
             share: FileShare = index.share() if index is not None else LocalShare()
             stack.callback(share.close, "work share")
             seen = share.seen
+            # No worker process starts until a PDF or DOCX needs one; closed after the
+            # pipelines (which may be waiting on a parse), so busy parsers are stopped.
+            parsers = open_parser_pool(settings.parse_limits(), ledger)
+            stack.callback(parsers.close, "parser pool")
             sink = _Sink(
                 index,
                 req.jsonl,
@@ -451,7 +466,7 @@ def ingest(
             for files in rounds:
                 pipeline = build_pipeline(
                     req, embedder, index, stats, ledger, executor, seen, cache,
-                    files=files, claims=share.content_claims,
+                    files=files, claims=share.content_claims, parsers=parsers,
                 )  # fmt: skip
                 stack.callback(pipeline.close, "pipeline")
                 for n, r in enumerate(pipeline):

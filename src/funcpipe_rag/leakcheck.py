@@ -9,11 +9,19 @@ operating system's file descriptors, sockets and threads before and after.
 A scenario also checks that its fault really fired (the server counted the stall, the
 process really died of the signal, the pipe really closed). One that did not is
 "not exercised", never "clean": a check that cannot fail proves nothing.
+
+The two parser scenarios run on a tree of their own (a few PDFs, whatever PATH is
+given) with parser workers made to hang, and also check from outside the run, in
+``/proc``, that none of its worker processes outlived it (:mod:`.leakfaults`).
+
+The module is one list of scenarios and their runners; it is longer than 500 lines
+because each runner is spelled out, and splitting them would scatter one table.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -32,6 +40,8 @@ from .config import RunSettings, resolve_settings
 from .errors import FuncpipeError
 from .index import IndexOptions, discard_index, is_postgres
 from .ingest import IngestRequest, ingest
+from .leakfaults import children, is_worker, kill_leftovers, write_parser_tree
+from .readers.isolated import FAULT_ENV
 from .summary import RunSummary
 
 SCENARIOS: tuple[str, ...] = (
@@ -46,6 +56,8 @@ SCENARIOS: tuple[str, ...] = (
     "sigint",
     "sigterm",
     "broken-pipe",
+    "parser-hang",
+    "parser-sigint",
 )
 
 _CLI = (sys.executable, "-m", "funcpipe_rag.cli")
@@ -193,7 +205,10 @@ def _result_from_report(
         exercised,
         bool(res["leak"]),
         {k: c["open"] for k, c in res["by_kind"].items() if c["open"]},
-        {k: os_[f"{k}_after"] - os_[f"{k}_before"] for k in ("fds", "sockets", "threads")},
+        {
+            k: os_[f"{k}_after"] - os_[f"{k}_before"]
+            for k in ("fds", "sockets", "threads", "children")
+        },
         detail,
     )
 
@@ -480,6 +495,52 @@ def _broken_pipe(ctx: _Context) -> ScenarioResult:
     )
 
 
+def _parser_hang(ctx: _Context) -> ScenarioResult:
+    tree = write_parser_tree(ctx.work / "parser-hang")
+    args = ctx.ingest_args("--parse-timeout", "1")
+    args[args.index(str(ctx.tree))] = str(tree)
+    code, report = _run(ctx, args, **{FAULT_ENV: "hang:*/stuck-*.pdf"})
+    timeouts = report["errors"]["by_code"].get("READ/TIMEOUT", 0) if report else 0
+    files = len(list(tree.iterdir()))
+    went_on = report is not None and report["files"]["seen"] == files
+    return _result_from_report(
+        "parser-hang", "parsers hang on 3 of 9 files (1 s limit)", f"exit {code}",
+        timeouts == 3 and went_on, report,
+        f"{timeouts} READ/TIMEOUT; the run read {report['files']['seen'] if report else 0} "
+        f"of {files} files",
+    )  # fmt: skip
+
+
+def _parser_sigint(ctx: _Context) -> ScenarioResult:
+    tree = write_parser_tree(ctx.work / "parser-sigint")
+    args = ctx.ingest_args()
+    args[args.index(str(ctx.tree))] = str(tree)
+    env = _child_env(**{FAULT_ENV: "hang:*.pdf"})
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    workers: list[int] = []
+    deadline = time.monotonic() + _WAIT_S
+    while proc.poll() is None and time.monotonic() < deadline and len(workers) < 2:
+        workers = [p for p in children(proc.pid) if is_worker(p)]
+        time.sleep(0.05)
+    busy = len(workers) >= 2 and proc.poll() is None
+    if busy:
+        time.sleep(0.3)  # let them take their files: every PDF hangs
+        proc.send_signal(signal.SIGINT)
+    else:
+        proc.kill()
+    code = proc.wait(timeout=_WAIT_S * 2)
+    left = kill_leftovers(workers)
+    report = _read_report(ctx.last_report)
+    handled = busy and code == 130 and report is not None and report["status"] == "interrupted"
+    result = _result_from_report(
+        "parser-sigint", "SIGINT while 2 parsers are busy", f"exit {code}", handled, report,
+        f"worker pids {workers}: {len(left)} still alive after the run",
+    )  # fmt: skip
+    if left:  # a process outlived the run: a leak, whatever the run itself said
+        result = dataclasses.replace(result, leaked=True)
+    return result
+
+
 _RUNNERS: dict[str, Callable[[_Context], ScenarioResult]] = {
     "normal": _normal,
     "consumer-exception": _consumer_exception,
@@ -492,6 +553,8 @@ _RUNNERS: dict[str, Callable[[_Context], ScenarioResult]] = {
     "sigint": lambda ctx: _signal(ctx, "sigint", signal.SIGINT),
     "sigterm": lambda ctx: _signal(ctx, "sigterm", signal.SIGTERM),
     "broken-pipe": _broken_pipe,
+    "parser-hang": _parser_hang,
+    "parser-sigint": _parser_sigint,
 }
 
 

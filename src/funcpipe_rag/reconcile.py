@@ -35,7 +35,14 @@ from .index import (
     open_index,
 )
 from .policies.ledger import ResourceLedger
-from .readers import RawFile, extract_documents, read_files, readers_for
+from .readers import (
+    ParserPool,
+    RawFile,
+    extract_documents,
+    open_parser_pool,
+    read_files,
+    readers_for,
+)
 from .result import Err, ErrInfo, Ok, Result
 from .walk import display_path, is_skip, iter_paths
 
@@ -94,10 +101,11 @@ def _under(roots: Iterable[str]) -> tuple[str, ...]:
 
 
 def _chunk_hashes(
-    raw: RawFile, settings: RunSettings, space: str, ledger: ResourceLedger
+    raw: RawFile, settings: RunSettings, space: str, ledger: ResourceLedger, parsers: ParserPool
 ) -> Result[list[str], ErrInfo]:
     """The content hashes of a file's chunks, exactly as ingest would cut them."""
-    stage = iter_chunks(extract_documents(iter([Ok(raw)]), ledger), settings.chunker, space=space)
+    docs = extract_documents(iter([Ok(raw)]), ledger, parsers)
+    stage = iter_chunks(docs, settings.chunker, space=space)
     hashes: list[str] = []
     try:
         for c in stage:
@@ -115,6 +123,7 @@ def plan(
     """One entry per file under ``roots`` (and per deleted document), lazily."""
     ledger = ledger if ledger is not None else ResourceLedger()
     index = _open_readonly(settings.index, settings.index_options(), ledger)
+    parsers = open_parser_pool(settings.parse_limits(), ledger)  # started on the first PDF
     try:
         _check_space(index, settings)
         space = planned_content_space(settings)
@@ -131,7 +140,7 @@ def plan(
             if old is not None and old.unchanged(raw.file_hash, raw.reader_id):
                 yield PlanEntry(src.path, "unchanged")
                 continue
-            got = _chunk_hashes(raw, settings, space, ledger)
+            got = _chunk_hashes(raw, settings, space, ledger, parsers)
             if isinstance(got, Err):
                 yield _failed_entry(got.error, seen)
                 continue
@@ -144,8 +153,11 @@ def plan(
             if doc.doc_id not in seen and doc.abs_path.startswith(prefixes):
                 yield PlanEntry(doc.path, "deleted")
     finally:
-        if index is not None:
-            index.close()
+        try:
+            parsers.close()
+        finally:
+            if index is not None:
+                index.close()
 
 
 def _failed_entry(err: ErrInfo, seen: set[str]) -> PlanEntry:

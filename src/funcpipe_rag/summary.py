@@ -14,6 +14,7 @@ from typing import Any
 from .policies.breakers import BreakInfo
 from .policies.ledger import LedgerSnapshot, OsSnapshot
 from .policies.reports import ErrReportBuilder, report_to_jsonable
+from .result import ErrInfo
 
 SCHEMA = "funcpipe.run/1"
 
@@ -25,6 +26,11 @@ EXIT_LEAK = 4
 EXIT_SIGINT = 130
 EXIT_SIGPIPE = 141
 EXIT_SIGTERM = 143
+
+# Skips that call for something the user can do (install an extra, OCR a scan): each
+# file's line is kept (the first few), as errors' are, so the report can name it.
+NOTABLE_SKIPS = frozenset({"SKIP/NEEDS_EXTRA", "SKIP/NO_TEXT"})
+MAX_SKIP_SAMPLES = 20
 
 
 @dataclass(slots=True)
@@ -46,7 +52,15 @@ class RunStats:
     current: str = ""  # the file being read
     skipped_by_code: Counter[str] = field(default_factory=Counter)
     files_by_reader: Counter[str] = field(default_factory=Counter)  # files each reader took
+    skip_samples: list[ErrInfo] = field(default_factory=list)
     errors: ErrReportBuilder = field(default_factory=ErrReportBuilder)
+
+    def skip(self, err: ErrInfo) -> None:
+        """Count a skipped file; keep the first few notable ones (see NOTABLE_SKIPS)."""
+        self.files_skipped += 1
+        self.skipped_by_code[err.code] += 1
+        if err.code in NOTABLE_SKIPS and len(self.skip_samples) < MAX_SKIP_SAMPLES:
+            self.skip_samples.append(err)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +114,10 @@ class RunSummary:
                 "by_stage": report["by_stage"],
                 "samples": report["samples"],
             },
-            "skipped": {"by_code": dict(s.skipped_by_code.most_common())},
+            "skipped": {
+                "by_code": dict(s.skipped_by_code.most_common()),
+                "samples": [e.to_jsonable() for e in s.skip_samples],
+            },
             "resources": {
                 **self.ledger.to_jsonable(),
                 "os": {
@@ -110,6 +127,8 @@ class RunSummary:
                     "sockets_after": self.os_after.sockets,
                     "threads_before": self.os_before.threads,
                     "threads_after": self.os_after.threads,
+                    "children_before": self.os_before.children,
+                    "children_after": self.os_after.children,
                 },
                 "leak": self.leaked,
             },
@@ -123,14 +142,17 @@ class RunSummary:
 
 def leak_detected(ledger: LedgerSnapshot, before: OsSnapshot, after: OsSnapshot) -> bool:
     """A leak: the ledger holds an open resource, a cleanup failed, the OS counts more
-    descriptors, sockets or threads after the run than before it, or a server counts
-    more of this run's sessions after it than before."""
+    descriptors, sockets, threads or child processes after the run than before it, or a
+    server counts more of this run's sessions after it than before."""
     if ledger.open_total > 0 or ledger.cleanup_failures:
         return True
     if any(c.leaked for c in ledger.remote.values()):
         return True
     return (
-        after.fds > before.fds or after.sockets > before.sockets or after.threads > before.threads
+        after.fds > before.fds
+        or after.sockets > before.sockets
+        or after.threads > before.threads
+        or after.children > before.children
     )
 
 

@@ -70,6 +70,7 @@ def assert_clean(report: dict[str, Any]) -> None:
     assert os_["fds_after"] <= os_["fds_before"]
     assert os_["sockets_after"] <= os_["sockets_before"]
     assert os_["threads_after"] <= os_["threads_before"]
+    assert os_["children_after"] <= os_["children_before"]
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:

@@ -164,6 +164,7 @@ def print_report(summary: RunSummary) -> None:
         ("OS file descriptors", "fds"),
         ("OS sockets", "sockets"),
         ("OS threads", "threads"),
+        ("OS child processes", "children"),
     ):
         before, after = os_[f"{key}_before"], os_[f"{key}_after"]
         style = "bold red" if after > before else "dim"
@@ -206,6 +207,10 @@ def print_report(summary: RunSummary) -> None:
     if doc["skipped"]["by_code"]:
         skipped = ", ".join(f"{k} {v}" for k, v in doc["skipped"]["by_code"].items())
         console.print(f"skipped: {skipped}")
+        for sample in doc["skipped"]["samples"][:5]:
+            console.print(
+                f"  {sample['code']} {sample['path'] or ''}: {sample['msg']}", markup=False
+            )
     if doc["errors"]["by_code"]:
         errors = ", ".join(f"{k} {v}" for k, v in doc["errors"]["by_code"].items())
         console.print(f"[yellow]errors[/]: {errors}")
@@ -262,13 +267,15 @@ def print_leak_matrix(results: list[ScenarioResult]) -> None:
         "injected",
         "ended",
         "ledger open",
-        "OS Δ fds/sockets/threads",
+        "OS Δ fds/sockets/threads/children",
         "verdict",
     ):
         table.add_column(column)
     for r in results:
         still_open = ", ".join(f"{k} {v}" for k, v in r.open_by_kind.items()) or "0"
-        delta = "/".join(str(r.os_delta.get(k, "?")) for k in ("fds", "sockets", "threads"))
+        delta = "/".join(
+            str(r.os_delta.get(k, "?")) for k in ("fds", "sockets", "threads", "children")
+        )
         style = {"LEAK": "bold red", "not exercised": "yellow"}.get(r.verdict, "green")
         table.add_row(r.name, r.injected, r.ended, still_open, delta, f"[{style}]{r.verdict}[/]")
     console.print(table)

@@ -6,11 +6,12 @@ released and which are still open, with a label for each open one. It also recor
 cleanup failures, so a ``close()`` that raised is never lost silently.
 
 The operating system is the second witness: :func:`os_snapshot` counts this
-process's open file descriptors, sockets and threads, so a report can put "the ledger
-says 0 open" beside "the OS agrees". A server the run talks to can be a third: a
-resource that holds sessions on it records the server's own count of this run's
-sessions before it opened them and after it closed them (:meth:`ResourceLedger.record_remote`;
-``pg_sessions``, from PostgreSQL's ``pg_stat_activity``).
+process's open file descriptors, sockets, threads and child processes, so a report can
+put "the ledger says 0 open" beside "the OS agrees". A server the run talks to can be a
+third: a resource that holds sessions on it records the server's own count of this run's
+sessions before it opened them and after it closed them
+(:meth:`ResourceLedger.record_remote`; ``pg_sessions``, from PostgreSQL's
+``pg_stat_activity``).
 
 Thread-safe: HTTP connection pools acquire and release from worker threads.
 """
@@ -200,15 +201,50 @@ def use_ledger(ledger: ResourceLedger) -> Iterator[ResourceLedger]:
 
 @dataclass(frozen=True, slots=True)
 class OsSnapshot:
-    """What the operating system says this process holds; -1 where it cannot tell."""
+    """What the operating system says this process holds; -1 where it cannot tell.
+
+    ``children`` counts child processes, exited but unreaped ones (zombies) included.
+    """
 
     fds: int
     sockets: int
     threads: int
+    children: int = -1
+
+
+def _children() -> int:
+    """This process's children (Linux ``/proc``), or -1 where it cannot tell."""
+    task_dir = f"/proc/{os.getpid()}/task"
+    try:
+        tids = os.listdir(task_dir)
+    except OSError:
+        return -1
+    counted, n = False, 0
+    for tid in tids:  # each thread lists the children it started
+        try:
+            with open(f"{task_dir}/{tid}/children", encoding="ascii") as f:
+                n += len(f.read().split())
+                counted = True
+        except OSError:
+            continue  # the thread ended, or the kernel has no `children` files
+    if counted:
+        return n
+    me = str(os.getpid())
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as f:
+                    # "pid (comm) state ppid ...": the name may hold spaces and parens.
+                    if f.read().rsplit(")", 1)[-1].split()[1] == me:
+                        n += 1
+            except (OSError, IndexError):
+                continue
+    return n
 
 
 def os_snapshot() -> OsSnapshot:
-    """Count open file descriptors and sockets (Linux ``/proc``) and live threads."""
+    """Count open file descriptors and sockets (Linux ``/proc``), live threads and
+    child processes."""
     fds = sockets = -1
     fd_dir = "/proc/self/fd"
     if os.path.isdir(fd_dir):
@@ -221,4 +257,6 @@ def os_snapshot() -> OsSnapshot:
             fds += 1
             if target.startswith("socket:"):
                 sockets += 1
-    return OsSnapshot(fds=fds, sockets=sockets, threads=threading.active_count())
+    return OsSnapshot(
+        fds=fds, sockets=sockets, threads=threading.active_count(), children=_children()
+    )

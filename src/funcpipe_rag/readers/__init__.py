@@ -22,17 +22,25 @@ from ..streams import Stage, close_quietly
 from ..walk import SourceFile
 from .base import Document, DocumentReader, Extraction, RawFile, TextPiece, reader_id
 from .decoding import AUTO
+from .docx import DocxReader
 from .files import AfterRead, read_bytes, read_skip
 from .html import HtmlReader
 from .markdown import MarkdownReader
 from .notebook import NotebookReader
+from .pdf import PdfReader
+from .pool import ParseLimits, ParserPool, open_parser_pool
+from .pooled import extract_pooled
 from .text import TextReader
 
 
 def readers_for(*, encoding: str = AUTO) -> tuple[DocumentReader, ...]:
-    """The readers of a run, in the order they are asked: formats that sniff their
-    content first, then by extension, plain text last. ``encoding`` is the setting."""
+    """The readers of a run, in the order they are asked: binary formats sniffed by
+    their magic bytes first (a PDF may well have no NUL byte in its head, which is all
+    the text reader asks), then formats known by their content or extension, plain text
+    last. ``encoding`` is the setting."""
     return (
+        PdfReader(),
+        DocxReader(),
         NotebookReader(),
         HtmlReader(encoding),
         MarkdownReader(encoding),
@@ -93,9 +101,18 @@ def read_files(
 
 
 def extract_documents(
-    raws: Iterable[Result[RawFile, ErrInfo]], ledger: ResourceLedger
+    raws: Iterable[Result[RawFile, ErrInfo]],
+    ledger: ResourceLedger,
+    parsers: ParserPool | None = None,
 ) -> Stage[Result[Extraction, ErrInfo]]:
-    """Each raw file through its reader; errors pass through."""
+    """Each raw file through its reader; errors pass through.
+
+    With ``parsers``, the files of its formats (PDF, DOCX) are parsed in its worker
+    processes, under its time and memory limits (:mod:`.pool`). Without, every reader
+    runs in this process: only for files you trust.
+    """
+    if parsers is not None:
+        return Stage(extract_pooled(raws, ledger, parsers), (raws,))
 
     def gen() -> Generator[Result[Extraction, ErrInfo], None, None]:
         try:
@@ -112,21 +129,27 @@ def iter_documents(
     ledger: ResourceLedger,
     *,
     readers: Iterable[DocumentReader] = READERS,
+    parsers: ParserPool | None = None,
 ) -> Stage[Result[Extraction, ErrInfo]]:
     """Read and extract every file (no incremental skipping between the two)."""
-    return extract_documents(read_files(files, ledger, readers=readers), ledger)
+    return extract_documents(read_files(files, ledger, readers=readers), ledger, parsers)
 
 
 __all__ = [
     "READERS",
     "Document",
     "DocumentReader",
+    "DocxReader",
     "Extraction",
+    "ParseLimits",
+    "ParserPool",
+    "PdfReader",
     "RawFile",
     "TextPiece",
     "choose_reader",
     "extract_documents",
     "iter_documents",
+    "open_parser_pool",
     "read_file",
     "read_files",
     "reader_id",
