@@ -33,7 +33,7 @@ def test_the_samples_read_as_meant() -> None:
     paths = [str(ROOT / rel) for rel in FILES if not rel.endswith(".ipynb")]
     ledger = ResourceLedger()
     with ProcessParserPool(ParseLimits(), ledger) as pool:
-        stage = iter_documents(iter_paths(paths), ledger, pool)
+        stage = iter_documents(iter_paths(paths), ledger, parsers=pool)
         try:
             got = {}
             for r in stage:

@@ -73,11 +73,13 @@ def test_exit_1_some_items_failed(clean_tree: Path, tmp_path: Path) -> None:
 
 def test_the_sample_corpus_ingests_with_skips_reported(tmp_path: Path) -> None:
     proc, report = ingest(SAMPLE_CORPUS, tmp_path)
-    assert proc.returncode == 0, proc.stderr  # its Latin-1 file is read (and recorded)
+    # Its Latin-1 file is read (and recorded); its corrupt PDF fails on purpose, alone.
+    assert proc.returncode == 1, proc.stderr
+    assert report["errors"]["by_code"] == {"READ/CORRUPT": 1}
+    assert [Path(s["path"]).name for s in report["errors"]["samples"]] == ["corrupt.pdf"]
     assert report["skipped"]["by_code"] == {"SKIP/EMPTY": 1, "SKIP/BINARY": 1}
     assert report["files"]["ingested"] >= 40
     assert report["chunks"]["stored"] == count_rows(tmp_path / "x.db") >= 300
-    assert not any(".hidden" in s["path"] for s in report["errors"]["samples"])
     assert_clean(report)
     conn = sqlite3.connect(tmp_path / "x.db")
     try:
@@ -87,7 +89,9 @@ def test_the_sample_corpus_ingests_with_skips_reported(tmp_path: Path) -> None:
     by_name = {Path(p).name: e for p, e in encodings.items()}
     assert by_name["latin1-notes.txt"] == "cp1252"
     assert by_name["glossaire-ancien.htm"] == "cp1252"  # its <meta> says ISO-8859-1
-    assert set(report["files"]["by_reader"]) == {"html", "markdown", "text"}
+    assert set(report["files"]["by_reader"]) == {
+        "docx", "html", "markdown", "notebook", "pdf", "text"
+    }
 
 
 def test_exit_3_breaker_trips_and_keeps_what_was_stored(tmp_path: Path, index_target: str) -> None:
