@@ -11,11 +11,14 @@ from typing import Any
 
 from ..policies.ledger import ResourceLedger
 from .base import (
+    SEARCH_MODES,
+    Contribution,
     Finding,
     Hit,
     IndexCounts,
     IndexSpace,
     PendingChunk,
+    Query,
     StoredDocument,
     VectorIndex,
 )
@@ -61,11 +64,14 @@ def leftover_rebuild(target: str | Path) -> Path | None:
 
 
 __all__ = [
+    "SEARCH_MODES",
+    "Contribution",
     "Finding",
     "Hit",
     "IndexCounts",
     "IndexSpace",
     "PendingChunk",
+    "Query",
     "StoredDocument",
     "VectorIndex",
     "leftover_rebuild",

@@ -13,12 +13,15 @@ document is ``complete`` only once every chunk of the version whose bytes hashed
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from ..errors import ConfigError
 
 Vector = npt.NDArray[np.float32]
 
@@ -119,9 +122,84 @@ class Finding:
     detail: str
 
 
+SEARCH_MODES = ("hybrid", "vector", "lexical")
+"""How a query is ranked: by both rankings fused (the default), by cosine, or by BM25."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    """One search: what to look for, how to rank it, and which hits to keep.
+
+    ``vector`` is the query in the index's own vector space (unit length); the vector
+    and hybrid modes need it, lexical mode does not. ``paths`` are globs: a hit must
+    come from a file whose path matches one (see :func:`.ranking.path_matcher`).
+    Hits scoring below ``min_score`` (on the scale of ``mode``, see
+    :class:`Contribution`) are dropped.
+
+    >>> Query(text="tomato soup", vector=v)                       # hybrid, top 5
+    >>> Query(text="wal checkpoint", mode="lexical", k=10)
+    >>> Query(text="retries", vector=v, mode="vector", paths=("ops/*",), min_score=0.2)
+    """
+
+    text: str
+    vector: Vector | None = None
+    mode: str = "hybrid"
+    k: int = 5
+    paths: tuple[str, ...] = ()
+    min_score: float = 0.0
+    fusion: str = "combsum"  # how hybrid fuses: "combsum" or "rrf" (see .ranking.fuse)
+
+    def __post_init__(self) -> None:
+        if self.mode not in SEARCH_MODES:
+            raise ConfigError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}")
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k}")
+        if not self.text.strip():
+            raise ConfigError("the query is empty")
+        if self.mode != "lexical" and self.vector is None:
+            raise ConfigError(f"a {self.mode} search needs the query's vector")
+        if self.fusion not in ("combsum", "rrf"):
+            raise ConfigError(f"fusion must be combsum or rrf, got {self.fusion!r}")
+        if not math.isfinite(self.min_score):
+            raise ConfigError(f"min_score must be a finite number, got {self.min_score!r}")
+
+    @property
+    def ranks_vectors(self) -> bool:
+        return self.mode in ("hybrid", "vector")
+
+    @property
+    def ranks_text(self) -> bool:
+        return self.mode in ("hybrid", "lexical")
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one ranking said about a hit.
+
+    ``score`` is the ranking's own: a cosine in [-1, 1] for ``vector``, a BM25 score
+    (0 = no query term, higher is better, unbounded) for ``lexical``. ``rank`` is the
+    hit's place in that ranking (1 = best), None when the ranking did not nominate it.
+    ``share`` is what it added to a hybrid score (0 outside hybrid).
+    """
+
+    mode: str
+    rank: int | None
+    score: float
+    share: float = 0.0
+
+    def to_jsonable(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": round(self.score, 6), "share": round(self.share, 6)}
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One search result: where the chunk is and how close it is to the query."""
+    """One search result: a distinct chunk content, where it is, and why it ranked.
+
+    Identical content stored in several places is one hit: ``path`` / ``start`` /
+    ``end`` / ``chunk_id`` name its first place (by path, then offset) and ``paths``
+    lists every file that holds it, ``path`` first. Offsets are character offsets into
+    the file's extracted text. ``chunk_ids`` names every place (``chunk_id`` first).
+    """
 
     score: float
     chunk_id: str
@@ -132,12 +210,24 @@ class Hit:
     title: str = ""
     section: str = ""
     page: int | None = None
+    mode: str = "vector"
+    content_hash: str = ""
+    paths: tuple[str, ...] = ()
+    chunk_ids: tuple[str, ...] = ()
+    contributions: tuple[Contribution, ...] = ()
 
     def to_jsonable(self) -> dict[str, Any]:
+        """The ``--json`` record of a hit (schema ``funcpipe.hit/1``)."""
         return {
+            "schema": "funcpipe.hit/1",
             "score": round(self.score, 6),
+            "mode": self.mode,
+            "contributions": {c.mode: c.to_jsonable() for c in self.contributions},
             "chunk_id": self.chunk_id,
+            "content_hash": self.content_hash,
             "path": self.path,
+            "paths": list(self.paths or (self.path,)),
+            "chunk_ids": list(self.chunk_ids or (self.chunk_id,)),
             "start": self.start,
             "end": self.end,
             "title": self.title,
@@ -192,8 +282,13 @@ class VectorIndex(Protocol):
         """Everything wrong inside the store itself; [] when consistent."""
         ...
 
-    def search(self, query: Vector, k: int) -> list[Hit]:
-        """The ``k`` chunks closest to the unit vector ``query`` by cosine, best first."""
+    def search(self, query: Query) -> list[Hit]:
+        """The best ``query.k`` distinct contents for ``query``, best first.
+
+        The store ranks in its own engine: its vectors by cosine, its text by BM25, and
+        for ``hybrid`` both fused with :func:`.ranking.fuse`. Only chunks stored now are
+        returned; identical contents are collapsed into one :class:`Hit`.
+        """
         ...
 
     def remember(self, settings: Mapping[str, Any]) -> None:
@@ -208,11 +303,14 @@ class VectorIndex(Protocol):
 
 
 __all__ = [
+    "SEARCH_MODES",
+    "Contribution",
     "Finding",
     "Hit",
     "IndexCounts",
     "IndexSpace",
     "PendingChunk",
+    "Query",
     "StoredDocument",
     "Vector",
     "VectorIndex",

@@ -1,0 +1,169 @@
+"""Search inside the SQLite index: rank vectors and text in the store, fetch the top k.
+
+One read transaction (one snapshot, even while an ingest commits): the vector blocks
+are scanned (:mod:`.sqlite_vectors`), the FTS5 table is asked for its BM25 ranking
+(:mod:`.sqlite_lexical`), the two are fused (:mod:`.ranking`), and only then is text
+read — for the ``k`` contents kept, with every place that holds each of them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from . import sqlite_lexical as lexical
+from . import sqlite_vectors as vectors
+from .base import Hit, Query
+from .ranking import Candidate, Fused, fuse, path_matcher, query_terms, single
+
+CANDIDATES = 100
+"""Contents each ranking nominates for fusion (or 4 k, when more are asked for)."""
+
+
+def search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
+    """The hits of ``query``, best first (see :meth:`VectorIndex.search`)."""
+    conn.execute("BEGIN")
+    try:
+        return _search(conn, query)
+    finally:
+        conn.execute("COMMIT")
+
+
+def _search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
+    n = max(CANDIDATES, 4 * query.k)
+    docs = _allowed_docs(conn, query.paths) if query.paths else None
+    terms = query_terms(query.text)
+    by_vector: list[Candidate] = []
+    by_text: list[Candidate] = []
+    if query.ranks_vectors and (docs is None or docs):
+        assert query.vector is not None  # Query checks it
+        allowed = _vids_of(conn, docs) if docs is not None else None
+        scored = vectors.scan(conn, np.asarray(query.vector, dtype=np.float32), n, allowed)
+        hashes = _hashes_of_vids(conn, [s.vid for s in scored])
+        by_vector = [Candidate(hashes[s.vid], s.score) for s in scored if s.vid in hashes]
+    if query.ranks_text and (docs is None or docs):
+        # Identical chunks tie in BM25 and crowd the list: ask for more rows than keys.
+        rows = lexical.rank(conn, terms, 2 * n, docs)
+        hashes = _hashes_of_rows(conn, [r for r, _ in rows])
+        by_text = [Candidate(hashes[r], s) for r, s in rows if r in hashes]
+    if query.mode == "hybrid":
+        only_text = {c.key for c in by_text} - {c.key for c in by_vector}
+        only_vector = {c.key for c in by_vector} - {c.key for c in by_text}
+        fused = fuse(
+            by_vector,
+            by_text,
+            vector_scores=_cosines(conn, query, only_text),
+            lexical_scores=_bm25s(conn, terms, only_vector),
+            method=query.fusion,
+        )
+    else:
+        fused = single(by_vector if query.mode == "vector" else by_text, query.mode)
+    hits: list[Hit] = []
+    for f in fused:
+        if len(hits) == query.k or f.score < query.min_score:
+            break
+        hit = _hit(conn, f, query.mode, docs)
+        if hit is not None:
+            hits.append(hit)
+    return hits
+
+
+def _allowed_docs(conn: sqlite3.Connection, globs: Sequence[str]) -> list[str]:
+    matches = path_matcher(globs)
+    rows = conn.execute("SELECT doc_id, path, abs_path FROM documents").fetchall()
+    return [doc_id for doc_id, path, abs_path in rows if matches(path, abs_path)]
+
+
+def _vids_of(conn: sqlite3.Connection, docs: Sequence[str]) -> npt.NDArray[np.int64]:
+    rows = conn.execute(
+        "SELECT rowid FROM vectors WHERE content_hash IN (SELECT content_hash FROM chunks "
+        "WHERE doc_id IN (SELECT value FROM json_each(?))) ORDER BY rowid",
+        (json.dumps(list(docs)),),
+    ).fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
+def _hashes_of_vids(conn: sqlite3.Connection, vids: Sequence[int]) -> dict[int, str]:
+    sql = "SELECT rowid, content_hash FROM vectors WHERE rowid IN (SELECT value FROM json_each(?))"
+    return {int(v): h for v, h in conn.execute(sql, (json.dumps(list(vids)),))}
+
+
+def _hashes_of_rows(conn: sqlite3.Connection, rows: Sequence[int]) -> dict[int, str]:
+    sql = "SELECT id, content_hash FROM chunks WHERE id IN (SELECT value FROM json_each(?))"
+    return {int(r): h for r, h in conn.execute(sql, (json.dumps(list(rows)),))}
+
+
+def _cosines(conn: sqlite3.Connection, query: Query, keys: set[str]) -> dict[str, float]:
+    """The cosine of contents the vector ranking did not nominate (for the record)."""
+    if not keys or query.vector is None:
+        return {}
+    rows = conn.execute(
+        "SELECT content_hash, vector FROM vectors WHERE content_hash IN "
+        "(SELECT value FROM json_each(?))",
+        (json.dumps(sorted(keys)),),
+    ).fetchall()
+    if not rows:
+        return {}
+    matrix = vectors.unit_rows(b"".join(r[1] for r in rows), len(rows))
+    scores = matrix @ np.asarray(query.vector, dtype=np.float32)
+    return {r[0]: float(s) for r, s in zip(rows, scores, strict=True)}
+
+
+def _bm25s(conn: sqlite3.Connection, terms: Sequence[str], keys: set[str]) -> dict[str, float]:
+    """The BM25 score of contents the lexical ranking did not nominate (for the record)."""
+    if not keys or not terms:
+        return {}
+    rows = conn.execute(
+        "SELECT id, content_hash FROM chunks WHERE content_hash IN "
+        "(SELECT value FROM json_each(?))",
+        (json.dumps(sorted(keys)),),
+    ).fetchall()
+    by_row = lexical.scores_of(conn, terms, [r for r, _ in rows])
+    out: dict[str, float] = {}
+    for row, key in rows:
+        if row in by_row:
+            out[key] = max(out.get(key, 0.0), by_row[row])
+    return out
+
+
+def _hit(
+    conn: sqlite3.Connection, fused: Fused, mode: str, docs: Sequence[str] | None
+) -> Hit | None:
+    """The hit for one content: its first place (by path, then offset) and every path;
+    None if no chunk holds it (the rankings read the same snapshot, so never in a
+    consistent index)."""
+    places = conn.execute(
+        'SELECT c.chunk_id, d.path, c.start, c."end", c.text, d.title, c.section, c.page, '
+        "c.doc_id FROM chunks c JOIN documents d USING (doc_id) WHERE c.content_hash = ? "
+        "ORDER BY d.path, c.start, c.chunk_id",
+        (fused.key,),
+    ).fetchall()
+    if docs is not None:
+        wanted = set(docs)
+        places = [p for p in places if p[8] in wanted]
+    if not places:
+        return None
+    chunk_id, path, start, end, text, title, section, page, _ = places[0]
+    return Hit(
+        score=fused.score,
+        chunk_id=chunk_id,
+        path=path,
+        start=start,
+        end=end,
+        text=text,
+        title=title,
+        section=section,
+        page=page,
+        mode=mode,
+        content_hash=fused.key,
+        paths=tuple(dict.fromkeys(p[1] for p in places)),
+        chunk_ids=tuple(p[0] for p in places),
+        contributions=fused.contributions,
+    )
+
+
+__all__ = ["CANDIDATES", "search"]
