@@ -243,17 +243,18 @@ def print_hits(hits: list[Hit], *, query: str, as_json: bool) -> None:
             sys.stdout.write(json.dumps(hit.to_jsonable(), ensure_ascii=False) + "\n")
         return
     if not sys.stdout.isatty():
-        out = [] if hits else ["no results"]
-        for rank, hit in enumerate(hits, 1):
+        if not hits:
+            sys.stdout.write("no results\n")
+        for rank, hit in enumerate(hits, 1):  # hit by hit: a closed pipe stops it early
             header, why, passage = _hit_lines(rank, hit, query)
-            out.append(header)
+            out = [header]
             if why:
                 out.append(f"   {why}")
             dots = ("…" if passage.cut_before else "", "…" if passage.cut_after else "")
             out.append(f"   {dots[0]}{passage.text}{dots[1]}")
             if len(hit.paths) > 1:
                 out.append(f"   also in: {', '.join(hit.paths[1:])}")
-        sys.stdout.write("".join(line + "\n" for line in out))
+            sys.stdout.write("".join(line + "\n" for line in out))
         return
     from rich.console import Console
     from rich.text import Text
