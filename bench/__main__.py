@@ -14,9 +14,12 @@ from typing import Any
 from .bench_chunking import bench_chunking
 from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
+from .bench_index_writes import bench_index_writes
 from .bench_ingest import bench_ingest
 from .bench_policies import bench_policies
 from .bench_rerun import bench_rerun
+from .bench_retrieval import bench_retrieval
+from .bench_search import bench_search
 
 Row = dict[str, Any]
 
@@ -27,6 +30,9 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "ingest": bench_ingest,
     "http": bench_http,
     "rerun": bench_rerun,
+    "search": bench_search,
+    "index-writes": bench_index_writes,
+    "retrieval": bench_retrieval,
 }
 
 

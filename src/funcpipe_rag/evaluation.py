@@ -205,11 +205,13 @@ def evaluate(
     settings: RunSettings | None = None,
     url: str = "",
     ledger: ResourceLedger | None = None,
+    fusion: str = "combsum",
 ) -> EvalReport:
     """Run every question in every mode against the index and score the rankings.
 
     Each question is embedded once, the way the index was built (over HTTP when it was
-    built over HTTP: ``url`` and ``settings`` as for a search).
+    built over HTTP: ``url`` and ``settings`` as for a search). ``fusion`` is how the
+    hybrid mode fuses (see :func:`funcpipe_rag.index.ranking.fuse`).
     """
     ledger = ledger if ledger is not None else ResourceLedger()
     settings = settings if settings is not None else RunSettings()
@@ -229,7 +231,8 @@ def evaluate(
             if any(m != "lexical" for m in modes):
                 vector = query_vector(index, q.text, url, ledger, settings)
             for mode in modes:
-                hits = index.search(Query(text=q.text, vector=vector, mode=mode, k=DEPTH))
+                query = Query(text=q.text, vector=vector, mode=mode, k=DEPTH, fusion=fusion)
+                hits = index.search(query)
                 relevance = [answered(h, q) for h in hits]
                 report.per_query.append(score_ranking(q.id, mode, relevance, len(q.labels)))
     report.modes = [summarise(m, [s for s in report.per_query if s.mode == m]) for m in modes]

@@ -26,19 +26,18 @@ LEXICAL = [Candidate("B", 10.0), Candidate("C", 5.0)]
 
 
 def test_combsum_by_hand() -> None:
-    # best cosine 0.8, best BM25 10; C's cosine (0.2) and A's BM25 (0) come from the
-    # other ranking's scores for contents it did not nominate.
-    fused = fuse(VECTOR, LEXICAL, vector_scores={"C": 0.2}, lexical_scores={"A": 0.0})
+    # best cosine 0.8, best BM25 10; a ranking that did not nominate a content adds 0.
+    fused = fuse(VECTOR, LEXICAL)
     got = {f.key: f.score for f in fused}
     assert [f.key for f in fused] == ["B", "A", "C"]
     assert got["B"] == pytest.approx(0.5 * 0.4 / 0.8 + 0.5 * 10 / 10)  # 0.75
-    assert got["A"] == pytest.approx(0.5 * 0.8 / 0.8 + 0.0)  # 0.5
-    assert got["C"] == pytest.approx(0.5 * 0.2 / 0.8 + 0.5 * 5 / 10)  # 0.375
+    assert got["A"] == pytest.approx(0.5 * 0.8 / 0.8)  # 0.5
+    assert got["C"] == pytest.approx(0.5 * 5 / 10)  # 0.25
     b = {c.mode: c for c in fused[0].contributions}
     assert (b["vector"].rank, b["vector"].score, b["vector"].share) == (2, 0.4, 0.25)
     assert (b["lexical"].rank, b["lexical"].score, b["lexical"].share) == (1, 10.0, 0.5)
     c = {x.mode: x for x in fused[2].contributions}
-    assert c["vector"].rank is None and c["vector"].score == 0.2
+    assert (c["vector"].rank, c["vector"].score, c["vector"].share) == (None, None, 0.0)
 
 
 def test_rrf_by_hand() -> None:
@@ -52,11 +51,10 @@ def test_rrf_by_hand() -> None:
 
 
 def test_first_in_both_scores_one_and_negative_cosines_add_nothing() -> None:
-    fused = fuse([Candidate("A", 0.3)], [Candidate("A", 2.0)], vector_scores={})
+    fused = fuse([Candidate("A", 0.3)], [Candidate("A", 2.0)])
     assert fused[0].score == pytest.approx(1.0)
-    fused = fuse([], [Candidate("X", 1.0)], vector_scores={"X": -0.4})
-    assert fused[0].score == pytest.approx(0.5)
-    assert fused[0].contributions[0].share == 0.0
+    fused = fuse([Candidate("X", -0.4)], [Candidate("Y", 1.0)])
+    assert [(f.key, f.score) for f in fused] == [("Y", 0.5), ("X", 0.0)]
 
 
 def test_ties_go_to_the_better_rank_then_the_key() -> None:

@@ -177,18 +177,20 @@ class Contribution:
     """What one ranking said about a hit.
 
     ``score`` is the ranking's own: a cosine in [-1, 1] for ``vector``, a BM25 score
-    (0 = no query term, higher is better, unbounded) for ``lexical``. ``rank`` is the
-    hit's place in that ranking (1 = best), None when the ranking did not nominate it.
-    ``share`` is what it added to a hybrid score (0 outside hybrid).
+    (higher is better, above 0, unbounded) for ``lexical``. ``rank`` is the hit's place
+    in that ranking (1 = best). Both are None when the ranking did not nominate the hit
+    among its best candidates (``CANDIDATES``, or 4 k). ``share`` is what it added to a
+    hybrid score (0 outside hybrid).
     """
 
     mode: str
     rank: int | None
-    score: float
+    score: float | None
     share: float = 0.0
 
     def to_jsonable(self) -> dict[str, Any]:
-        return {"rank": self.rank, "score": round(self.score, 6), "share": round(self.share, 6)}
+        score = None if self.score is None else round(self.score, 6)
+        return {"rank": self.rank, "score": score, "share": round(self.share, 6)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .base import Contribution
@@ -109,8 +109,6 @@ def fuse(
     vector: Sequence[Candidate],
     lexical: Sequence[Candidate],
     *,
-    vector_scores: Mapping[str, float] | None = None,
-    lexical_scores: Mapping[str, float] | None = None,
     method: str = "combsum",
     weights: tuple[float, float] = (0.5, 0.5),
     k: int = RRF_K,
@@ -118,36 +116,37 @@ def fuse(
     """Two rankings (each best first) fused into one, best first.
 
     ``combsum`` (the default): each ranking's scores are divided by that ranking's best
-    score for this query, negative cosines count as 0, and a content scores
-    ``w_vector * cosine / best_cosine + w_lexical * bm25 / best_bm25`` — 1.0 when it
-    is the best of both. A content one ranking did not nominate still has a score
-    there: ``vector_scores`` / ``lexical_scores`` give it (a content holding none of
-    the query's words has BM25 0). ``rrf``: ``sum(w / (k + rank))`` over the rankings
-    that nominated it, scaled so that first in both is 1.0.
+    score for this query (negative cosines count as 0), and a content scores
+    ``w_vector * cosine / best_cosine + w_lexical * bm25 / best_bm25`` over the rankings
+    that nominated it: 1.0 when it is the best of both. ``rrf``: ``sum(w / (k + rank))``
+    over the rankings that nominated it, scaled so that first in both is 1.0.
 
-    Ties go to the better single rank, then to the key, so the order is deterministic.
+    A ranking that did not nominate a content adds nothing for it (its candidates are
+    its best few; below them its score is small). Ties go to the better single rank,
+    then to the key, so the order is deterministic.
     """
     if method not in FUSIONS:
         raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {method!r}")
     vr, lr = _ranked(vector), _ranked(lexical)
-    cosines = {**(vector_scores or {}), **{key: s for key, (_, s) in vr.items()}}
-    bm25s = {**(lexical_scores or {}), **{key: s for key, (_, s) in lr.items()}}
-    best_cos = max((max(c, 0.0) for c in cosines.values()), default=0.0)
-    best_bm25 = max(bm25s.values(), default=0.0)
     wv, wl = weights
+    rrf_top = (wv + wl) / (k + 1)
+    best = {
+        mode: max((max(s, 0.0) for _, s in ranking.values()), default=0.0)
+        for mode, ranking in (("vector", vr), ("lexical", lr))
+    }
     fused: list[tuple[float, int, str, tuple[Contribution, ...]]] = []
     for key in dict.fromkeys([*vr, *lr]):
         parts = []
-        for mode, ranking, weight, raw, best in (
-            ("vector", vr, wv, cosines, best_cos),
-            ("lexical", lr, wl, bm25s, best_bm25),
-        ):
-            rank = ranking[key][0] if key in ranking else None
-            score = raw.get(key, 0.0)
+        for mode, ranking, weight in (("vector", vr, wv), ("lexical", lr, wl)):
+            if key not in ranking:
+                parts.append(Contribution(mode, None, None, 0.0))
+                continue
+            rank, score = ranking[key]
             if method == "rrf":
-                share = weight / (k + rank) / ((wv + wl) / (k + 1)) if rank is not None else 0.0
+                share = weight / (k + rank) / rrf_top
             else:
-                share = weight * max(score, 0.0) / best if best > 0 else 0.0
+                top = best[mode]
+                share = weight * max(score, 0.0) / top if top > 0 else 0.0
             parts.append(Contribution(mode, rank, score, share))
         best_rank = min((c.rank for c in parts if c.rank is not None), default=1 << 30)
         fused.append((sum(c.share for c in parts), best_rank, key, tuple(parts)))

@@ -67,22 +67,6 @@ def rank(
     return [(int(r), float(s)) for r, s in conn.execute(sql, args)]
 
 
-def scores_of(
-    conn: sqlite3.Connection, terms: Sequence[str], rows: Sequence[int]
-) -> dict[int, float]:
-    """BM25 scores of these chunk rows (the same scale as :func:`rank`: FTS5 takes its
-    statistics from the whole table, not from the rows asked about); rows holding none
-    of the terms are left out."""
-    if not terms or not rows:
-        return {}
-    sql = (
-        f"SELECT rowid, -bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ? "
-        "AND rowid IN (SELECT value FROM json_each(?))"
-    )
-    found = conn.execute(sql, (match_expression(terms), _json_list(rows)))
-    return {int(r): float(s) for r, s in found}
-
-
 def check(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """(code, detail) pairs when the full-text index and the chunk rows differ."""
     (indexed,) = conn.execute(f"SELECT count(*) FROM {TABLE}_docsize").fetchone()
@@ -106,4 +90,4 @@ def _json_list(values: Sequence[object]) -> str:
     return json.dumps(list(values))
 
 
-__all__ = ["SCHEMA", "TABLE", "TOKENIZE", "TRIGGERS", "check", "rank", "rebuild", "scores_of"]
+__all__ = ["SCHEMA", "TABLE", "TOKENIZE", "TRIGGERS", "check", "rank", "rebuild"]

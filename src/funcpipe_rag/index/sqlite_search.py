@@ -51,15 +51,7 @@ def _search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
         hashes = _hashes_of_rows(conn, [r for r, _ in rows])
         by_text = [Candidate(hashes[r], s) for r, s in rows if r in hashes]
     if query.mode == "hybrid":
-        only_text = {c.key for c in by_text} - {c.key for c in by_vector}
-        only_vector = {c.key for c in by_vector} - {c.key for c in by_text}
-        fused = fuse(
-            by_vector,
-            by_text,
-            vector_scores=_cosines(conn, query, only_text),
-            lexical_scores=_bm25s(conn, terms, only_vector),
-            method=query.fusion,
-        )
+        fused = fuse(by_vector, by_text, method=query.fusion)
     else:
         fused = single(by_vector if query.mode == "vector" else by_text, query.mode)
     hits: list[Hit] = []
@@ -95,39 +87,6 @@ def _hashes_of_vids(conn: sqlite3.Connection, vids: Sequence[int]) -> dict[int, 
 def _hashes_of_rows(conn: sqlite3.Connection, rows: Sequence[int]) -> dict[int, str]:
     sql = "SELECT id, content_hash FROM chunks WHERE id IN (SELECT value FROM json_each(?))"
     return {int(r): h for r, h in conn.execute(sql, (json.dumps(list(rows)),))}
-
-
-def _cosines(conn: sqlite3.Connection, query: Query, keys: set[str]) -> dict[str, float]:
-    """The cosine of contents the vector ranking did not nominate (for the record)."""
-    if not keys or query.vector is None:
-        return {}
-    rows = conn.execute(
-        "SELECT content_hash, vector FROM vectors WHERE content_hash IN "
-        "(SELECT value FROM json_each(?))",
-        (json.dumps(sorted(keys)),),
-    ).fetchall()
-    if not rows:
-        return {}
-    matrix = vectors.unit_rows(b"".join(r[1] for r in rows), len(rows))
-    scores = matrix @ np.asarray(query.vector, dtype=np.float32)
-    return {r[0]: float(s) for r, s in zip(rows, scores, strict=True)}
-
-
-def _bm25s(conn: sqlite3.Connection, terms: Sequence[str], keys: set[str]) -> dict[str, float]:
-    """The BM25 score of contents the lexical ranking did not nominate (for the record)."""
-    if not keys or not terms:
-        return {}
-    rows = conn.execute(
-        "SELECT id, content_hash FROM chunks WHERE content_hash IN "
-        "(SELECT value FROM json_each(?))",
-        (json.dumps(sorted(keys)),),
-    ).fetchall()
-    by_row = lexical.scores_of(conn, terms, [r for r, _ in rows])
-    out: dict[str, float] = {}
-    for row, key in rows:
-        if row in by_row:
-            out[key] = max(out.get(key, 0.0), by_row[row])
-    return out
 
 
 def _hit(
