@@ -183,19 +183,18 @@ def _v1_to_v2(conn: sqlite3.Connection) -> str:
 def _v2_to_v3(conn: sqlite3.Connection) -> str:
     """Version 3 adds search structures: chunk rows get an integer key and a vector
     block, vectors of stored chunks are packed into blocks, and an FTS5 index covers
-    chunk text (filled by its trigger as the rows are copied)."""
+    chunk text (built from the copied rows)."""
     conn.execute("ALTER TABLE chunks RENAME TO chunks_v2")
     conn.execute(_CHUNKS)
-    for statement in sqlite_lexical.SCHEMA:
-        conn.execute(statement)
     conn.execute(
         'INSERT INTO chunks(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, '
         'section, page) SELECT chunk_id, doc_id, seq, start, "end", text, content_hash, '
         "run_id, section, page FROM chunks_v2 ORDER BY rowid"
     )
     conn.execute("DROP TABLE chunks_v2")
-    for statement in (*_CHUNK_INDEXES, *sqlite_vectors.SCHEMA):
+    for statement in (*_CHUNK_INDEXES, *sqlite_vectors.SCHEMA, *sqlite_lexical.SCHEMA):
         conn.execute(statement)
+    sqlite_lexical.rebuild(conn)
     sqlite_vectors.pack_all(conn)
     return "3"
 
@@ -691,6 +690,7 @@ class SqliteIndex:
         run = self.run_id
         with self._guard("storing chunks"), self._transaction() as conn:
             block = sqlite_vectors.next_block(conn)
+            last = sqlite_lexical.last_row(conn)
             touched: set[int] = set()
             conn.executemany(
                 "INSERT INTO documents(doc_id, path, abs_path, size, mtime_ns, file_hash, "
@@ -740,6 +740,7 @@ class SqliteIndex:
                     for p in batch
                 ],
             )
+            sqlite_lexical.index_rows_after(conn, last)  # new rows only: upserts are in
             for p in batch:
                 if not p.last_of_doc:
                     continue
@@ -757,7 +758,7 @@ class SqliteIndex:
                 stale = ("doc_id = ? AND run_id != ?", (p.doc_id, run))
                 touched |= sqlite_vectors.blocks_of(conn, *stale)
                 conn.execute(f"DELETE FROM chunks WHERE {stale[0]}", stale[1])
-            # The full-text index changed with the rows (triggers); the blocks follow here.
+            # Deletes reached the full-text index by its triggers; the blocks follow here.
             sqlite_vectors.refresh(conn, touched, block)
 
     def remember(self, settings: Mapping[str, Any]) -> None:
