@@ -136,6 +136,7 @@ def _row(name: str, result: dict[str, Any], vector_mb: float, distinct_mb: float
     return {
         "name": name,
         "queries": len(ms),
+        "min_ms": round(ms[0], 1),
         "median_ms": round(statistics.median(ms), 1),
         "p90_ms": round(ms[min(len(ms) - 1, int(0.9 * len(ms)))], 1),
         "first_ms": round(result["times"][0] * 1000, 1),

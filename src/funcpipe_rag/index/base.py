@@ -287,9 +287,15 @@ class VectorIndex(Protocol):
     def search(self, query: Query) -> list[Hit]:
         """The best ``query.k`` distinct contents for ``query``, best first.
 
-        The store ranks in its own engine: its vectors by cosine, its text by BM25, and
-        for ``hybrid`` both fused with :func:`.ranking.fuse`. Only chunks stored now are
-        returned; identical contents are collapsed into one :class:`Hit`.
+        The store ranks in its own engine, in one snapshot: its vectors by exact cosine
+        (the best ``max(100, 4 k)`` distinct contents with a positive cosine), its text
+        by BM25 over :func:`.ranking.query_terms` (any term; the best rows, as many
+        again, collapsed by content), restricted first to files matching
+        ``query.paths`` (:func:`.ranking.path_matcher`). ``hybrid`` fuses the two with
+        :func:`.ranking.fuse`, so every backend scores alike. Hits scoring below
+        ``query.min_score`` are dropped; text is read for the hits kept. Only chunks
+        stored now are returned; identical contents are one :class:`Hit` naming every
+        place that holds them (within ``query.paths``).
         """
         ...
 

@@ -201,8 +201,8 @@ def _v2_to_v3(conn: sqlite3.Connection) -> str:
 
 # version -> the step that brings an index of that version one version up
 _MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3}
-# Lets a search read vector blocks straight from the page cache: about 2x faster than
-# read() calls; pages mapped count in RSS, as the blocks are read once per query anyway.
+# Lets a search read vector blocks straight from the page cache (measured faster than
+# read() calls when this was chosen); mapped pages count in RSS (see the README).
 _MMAP_BYTES = 1 << 31
 
 

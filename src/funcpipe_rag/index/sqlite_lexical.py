@@ -10,7 +10,7 @@ never renumbers). It changes in the transaction that changes the chunk rows:
   and a trigger has it at hand.
 * New rows by :func:`index_rows_after`, one ``INSERT ... SELECT`` per written batch, in
   :meth:`SqliteIndex.write`'s transaction. A per-row insert trigger did the same work
-  2.3x slower (measured: ``python -m bench index-writes``), and rows are inserted in one
+  1.7-2.1x slower (``python -m bench index-writes``), and rows are inserted in one
   place only (a write; an upgrade rebuilds the whole index).
 
 ``verify`` compares the indexed rows with the chunk rows (``INDEX/FTS_MISMATCH``).

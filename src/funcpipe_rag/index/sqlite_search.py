@@ -8,6 +8,7 @@ read — for the ``k`` contents kept, with every place that holds each of them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -28,28 +29,26 @@ def search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
     """The hits of ``query``, best first (see :meth:`VectorIndex.search`)."""
     conn.execute("BEGIN")
     try:
-        return _search(conn, query)
-    finally:
-        conn.execute("COMMIT")
+        hits = _search(conn, query)
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return hits
 
 
 def _search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
     n = max(CANDIDATES, 4 * query.k)
     docs = _allowed_docs(conn, query.paths) if query.paths else None
-    terms = query_terms(query.text)
     by_vector: list[Candidate] = []
     by_text: list[Candidate] = []
-    if query.ranks_vectors and (docs is None or docs):
-        assert query.vector is not None  # Query checks it
-        allowed = _vids_of(conn, docs) if docs is not None else None
-        scored = vectors.scan(conn, np.asarray(query.vector, dtype=np.float32), n, allowed)
-        hashes = _hashes_of_vids(conn, [s.vid for s in scored])
-        by_vector = [Candidate(hashes[s.vid], s.score) for s in scored if s.vid in hashes]
-    if query.ranks_text and (docs is None or docs):
-        # Identical chunks tie in BM25 and crowd the list: ask for more rows than keys.
-        rows = lexical.rank(conn, terms, 2 * n, docs)
-        hashes = _hashes_of_rows(conn, [r for r, _ in rows])
-        by_text = [Candidate(hashes[r], s) for r, s in rows if r in hashes]
+    if docs is None or docs:  # a filter that matches no file leaves nothing to rank
+        if query.ranks_vectors:
+            assert query.vector is not None  # Query checks it
+            by_vector = _vector_candidates(conn, query.vector, n, docs)
+        if query.ranks_text:
+            by_text = _text_candidates(conn, query_terms(query.text), 2 * n, docs)
     if query.mode == "hybrid":
         fused = fuse(by_vector, by_text, method=query.fusion)
     else:
@@ -62,6 +61,24 @@ def _search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
         if hit is not None:
             hits.append(hit)
     return hits
+
+
+def _vector_candidates(
+    conn: sqlite3.Connection, vector: npt.NDArray[np.float32], n: int, docs: list[str] | None
+) -> list[Candidate]:
+    allowed = _vids_of(conn, docs) if docs is not None else None
+    scored = vectors.scan(conn, np.asarray(vector, dtype=np.float32), n, allowed)
+    hashes = _hashes_of_vids(conn, [s.vid for s in scored])
+    return [Candidate(hashes[s.vid], s.score) for s in scored if s.vid in hashes]
+
+
+def _text_candidates(
+    conn: sqlite3.Connection, terms: Sequence[str], rows: int, docs: list[str] | None
+) -> list[Candidate]:
+    # Identical chunks tie in BM25 and crowd the list: ask for more rows than contents.
+    ranked = lexical.rank(conn, terms, rows, docs)
+    hashes = _hashes_of_rows(conn, [r for r, _ in ranked])
+    return [Candidate(hashes[r], s) for r, s in ranked if r in hashes]
 
 
 def _allowed_docs(conn: sqlite3.Connection, globs: Sequence[str]) -> list[str]:
