@@ -111,6 +111,11 @@ def _write_all(db: Path, pending: list[PendingChunk], vectors: dict[str, bytes],
 
 
 def bench_index_writes() -> list[Row]:
+    if not CORPUS.is_dir():
+        raise SystemExit(
+            f"{CORPUS} is missing: build the real corpus with "
+            "/work/shared/tools/build_real_corpus.py, or set FUNCPIPE_BENCH_WRITE_CORPUS"
+        )
     ledger = ResourceLedger()
     chunks = _chunks(ledger)
     pending = [_pending(c) for c in chunks]

@@ -147,6 +147,11 @@ def _row(name: str, result: dict[str, Any], vector_mb: float, distinct_mb: float
 
 
 def bench_search() -> list[Row]:
+    if not CORPUS.is_dir():
+        raise SystemExit(
+            f"{CORPUS} is missing: build the real corpus with "
+            "/work/shared/tools/build_real_corpus.py, or set FUNCPIPE_BENCH_CORPUS"
+        )
     rows: list[Row] = []
     questions = _questions()
     with tempfile.TemporaryDirectory(prefix="funcpipe-bench-search-") as tmp:

@@ -4,12 +4,14 @@ A backend ranks in its own engine (SQLite: vector blocks and FTS5; PostgreSQL: p
 and full-text search) and hands the two rankings to :func:`fuse`, so hybrid scores mean
 the same thing whatever stores the index. Everything here is pure: no I/O.
 
-Fusion (measured on the labelled sample set, see the README): reciprocal rank fusion,
-``sum over rankings of weight / (K + rank)``, with ``K = 60`` and equal weights,
-scaled so that a content ranked first by both rankings scores 1.0. Rank fusion needs no
-calibration between a cosine and a BM25 score, which live on unrelated scales (a BM25
-score grows with the query's length and the corpus; a hash-embedder cosine rarely
-passes 0.6), and it is what PostgreSQL users of pgvector do too, so two backends agree.
+Fusion, measured on the labelled sample set (``python -m bench retrieval``; README):
+each ranking's scores divided by its best score for the query, then weighted equally
+(max-normalised CombSUM): hybrid MRR 0.873 against 0.787 for reciprocal rank fusion
+(k = 60). RRF gives a ranking's order the same say whatever its scores, so a weak
+ranking (the hash embedder's cosines) pulls a clear lexical winner down; normalised
+scores keep the margin a ranking saw. Equal weights, because the better ranking is a
+property of the embedder (a semantic model's cosines beat BM25 on paraphrase), not of
+the corpus. RRF stays available (``method="rrf"``) for comparison.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from .base import Contribution
 
 FUSIONS = ("combsum", "rrf")
 RRF_K = 60
-"""The rank constant of reciprocal rank fusion: larger flattens the head of each list."""
+"""The rank constant of reciprocal rank fusion (``method="rrf"``): larger flattens the
+head of each list."""
 
 _WORD = re.compile(r"[^\W_]+")
 _MAX_TERMS = 32  # a pasted paragraph stays a cheap query
