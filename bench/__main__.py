@@ -14,6 +14,7 @@ from typing import Any
 from .bench_chunking import bench_chunking
 from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
+from .bench_index_writes import bench_index_writes
 from .bench_ingest import bench_ingest
 from .bench_parsers import bench_parsers
 from .bench_policies import bench_policies
@@ -21,6 +22,8 @@ from .bench_postgres import bench_postgres
 from .bench_readers import bench_readers
 from .bench_real import bench_real
 from .bench_rerun import bench_rerun
+from .bench_retrieval import bench_retrieval
+from .bench_search import bench_search
 
 Row = dict[str, Any]
 
@@ -35,6 +38,9 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "real": bench_real,
     "postgres": bench_postgres,
     "parsers": bench_parsers,
+    "search": bench_search,
+    "index-writes": bench_index_writes,
+    "retrieval": bench_retrieval,
 }
 
 

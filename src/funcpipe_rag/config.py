@@ -31,6 +31,7 @@ from typing import Any
 from .chunking.splitter import ChunkerSettings
 from .embedders.urls import without_credentials
 from .errors import ConfigError, IndexMismatchError
+from .index.base import SEARCH_MODES
 from .index.options import IndexOptions
 from .readers.decoding import check_encoding
 from .readers.pool import ParseLimits
@@ -41,9 +42,10 @@ REPORTS = ("text", "json", "none")
 
 # Commands a setting can belong to. "ingest" covers --plan and --reembed too.
 INGEST = ("ingest", "config")
-QUERY = ("ingest", "search", "config")  # settings a search needs to reach the embedder
-EVERY = ("ingest", "search", "verify", "config")
+QUERY = ("ingest", "search", "eval", "config")  # settings a query needs to reach the embedder
+EVERY = ("ingest", "search", "eval", "verify", "config")
 WALKING = ("ingest", "verify", "config")
+SEARCHING = ("search", "config")
 
 SECTIONS = {
     "ingest": "Run",
@@ -53,6 +55,7 @@ SECTIONS = {
     "read": "Reading",
     "postgres": "PostgreSQL",
     "parse": "Parsing (PDF, DOCX)",
+    "search": "Search",
 }
 
 
@@ -72,6 +75,7 @@ class Meta:
     remember: bool = False
     space: bool = False
     metavar: str = ""
+    short: str = ""  # a one-letter flag besides the long one ("-k")
 
 
 def setting(default: Any, **meta: Any) -> Any:
@@ -281,6 +285,27 @@ class RunSettings:
         1024, section="parse", help="memory one PDF or DOCX parse may use, MiB", lo=16,
         hi=1_000_000,
     )  # fmt: skip
+    # eval measures every mode at depth 10, so these three belong to search alone.
+    mode: str = setting(
+        "hybrid",
+        section="search",
+        help="hybrid (BM25 and cosine fused), vector (cosine) or lexical (BM25)",
+        choices=SEARCH_MODES,
+        commands=SEARCHING,
+    )
+    top: int = setting(
+        5, section="search", help="how many results", lo=1, hi=10_000, commands=SEARCHING,
+        short="-k",
+    )  # fmt: skip
+    min_score: float = setting(
+        0.0,
+        section="search",
+        help="drop results scoring below this: a cosine (vector), a BM25 score (lexical) or "
+        "a fused score in 0..1 (hybrid)",
+        lo=-1,
+        hi=1e6,
+        commands=SEARCHING,
+    )
 
     def __post_init__(self) -> None:
         for s in SETTINGS:

@@ -1,7 +1,8 @@
-"""Query an index: embed the query in the index's own vector space, rank by cosine.
+"""Query an index: embed the query in the index's own vector space, let the index rank.
 
-The index ranks its own vectors (:meth:`~funcpipe_rag.index.VectorIndex.search`); this
-module only puts the query into the index's vector space.
+The index ranks its own vectors and its own text
+(:meth:`~funcpipe_rag.index.VectorIndex.search`, hybrid by default); this module puts
+the query into the index's vector space and builds the :class:`~funcpipe_rag.index.Query`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .config import RunSettings
 from .embedders.base import Vector
 from .embedders.factory import InProcessHashEmbedder, open_http_embedder
 from .errors import ConfigError, EmbeddingUnavailableError, IndexMismatchError
-from .index import Hit, IndexSpace, open_index
+from .index import Hit, IndexSpace, Query, VectorIndex, open_index
 from .policies.ledger import ResourceLedger
 from .result import Err
 
@@ -62,32 +63,46 @@ def _embed_query(
     return vector
 
 
+def query_vector(
+    index: VectorIndex, text: str, url: str, ledger: ResourceLedger, settings: RunSettings
+) -> Vector:
+    """``text`` embedded the way ``index`` was built (its embedder, model and dimension)."""
+    return _embed_query(index.space, text, url, ledger, settings)
+
+
 def search_index(
     index_target: str | Path,
     query: str,
     *,
     k: int = 5,
+    mode: str = "hybrid",
+    paths: tuple[str, ...] = (),
+    min_score: float = 0.0,
     url: str = "",
     ledger: ResourceLedger | None = None,
     settings: RunSettings | None = None,
 ) -> list[Hit]:
-    """The ``k`` chunks closest to ``query``, best first.
+    """The best ``k`` distinct contents for ``query``, best first.
 
-    Scores are cosine similarities: the hash embedder's vectors are unit length, and
-    remote vectors are normalised here before ranking. ``settings`` supplies the HTTP
-    embedder's timeouts, retry budget, answer cap and encoding (built-in defaults when
-    None); the vector space always comes from the index.
+    ``mode`` is ``hybrid`` (BM25 and cosine rankings fused), ``vector`` (cosine) or
+    ``lexical`` (BM25); ``paths`` keeps hits from files matching one of these globs;
+    hits scoring below ``min_score`` are dropped. Lexical search embeds nothing, so it
+    needs no embedding server. ``settings`` supplies the HTTP embedder's timeouts, retry
+    budget, answer cap and encoding (built-in defaults when None); the vector space
+    always comes from the index.
     """
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}")
     if not query.strip():
         raise ConfigError("the query is empty")
     ledger = ledger if ledger is not None else ResourceLedger()
     settings = settings or RunSettings()
     opened = open_index(index_target, None, ledger, readonly=True, options=settings.index_options())
     with contextlib.closing(opened) as index:
-        q = _embed_query(index.space, query, url, ledger, settings)
-        return index.search(q, k)
+        vector = None
+        if mode != "lexical":
+            vector = query_vector(index, query, url, ledger, settings)
+        return index.search(
+            Query(text=query, vector=vector, mode=mode, k=k, paths=paths, min_score=min_score)
+        )
 
 
-__all__ = ["Hit", "search_index"]
+__all__ = ["Hit", "query_vector", "search_index"]

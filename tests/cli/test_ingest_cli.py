@@ -90,7 +90,12 @@ def test_the_sample_corpus_ingests_with_skips_reported(tmp_path: Path) -> None:
     assert by_name["latin1-notes.txt"] == "cp1252"
     assert by_name["glossaire-ancien.htm"] == "cp1252"  # its <meta> says ISO-8859-1
     assert set(report["files"]["by_reader"]) == {
-        "docx", "html", "markdown", "notebook", "pdf", "text"
+        "docx",
+        "html",
+        "markdown",
+        "notebook",
+        "pdf",
+        "text",
     }
 
 

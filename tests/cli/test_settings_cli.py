@@ -38,7 +38,7 @@ def help_text(command: str) -> str:
 
 
 def test_every_setting_is_a_flag_with_its_default_and_allowed_values() -> None:
-    pages = {c: help_text(c) for c in ("ingest", "search", "verify", "config")}
+    pages = {c: help_text(c) for c in ("ingest", "search", "eval", "verify", "config")}
     for s in SETTINGS:
         for command, page in pages.items():
             flag = re.compile(rf"^│ {s.flag}(?![-\w])")  # an option row, not prose

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import CLI, cli_env, prose, run_cli, write_tree
+from tests.cli.helpers import CLI, cli_env, count_rows, prose, run_cli, write_tree
 
 
 @pytest.fixture(scope="module")
@@ -187,29 +187,128 @@ def test_read_only_media_with_an_unfinished_log_says_what_to_do(
     one_clear_line(proc.stderr, "read-only", "x.db-wal")
 
 
-def test_an_index_of_the_older_schema_is_upgraded_in_place_by_ingest(
-    built: tuple[Path, Path], tmp_path: Path
-) -> None:
-    tree, _ = built
-    db = copy_index(built, tmp_path)
+def to_older_schema(db: Path, version: str) -> None:
+    """Turn an index of this version into one laid out as ``version`` (1 or 2) was:
+    chunks keyed by chunk_id, no vector blocks, no full-text index."""
     conn = sqlite3.connect(db)
-    for table, column in (("documents", "reader"), ("documents", "encoding"),
-                          ("documents", "title"), ("documents", "note"),
-                          ("chunks", "section"), ("chunks", "page")):  # fmt: skip
-        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    conn.executescript(
+        """
+        DROP TABLE chunks_fts;
+        DROP TABLE vector_blocks;
+        CREATE TABLE chunks_v2 (
+            chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, seq INTEGER NOT NULL,
+            start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
+            content_hash TEXT NOT NULL, run_id TEXT NOT NULL,
+            section TEXT NOT NULL DEFAULT '', page INTEGER);
+        INSERT INTO chunks_v2 SELECT chunk_id, doc_id, seq, start, "end", text,
+            content_hash, run_id, section, page FROM chunks ORDER BY id;
+        DROP TABLE chunks;
+        ALTER TABLE chunks_v2 RENAME TO chunks;
+        CREATE INDEX chunks_by_doc ON chunks(doc_id);
+        """
+    )
+    if version == "1":
+        for table, column in (("documents", "reader"), ("documents", "encoding"),
+                              ("documents", "title"), ("documents", "note"),
+                              ("chunks", "section"), ("chunks", "page")):  # fmt: skip
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
     conn.commit()
     conn.close()
 
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_an_index_of_an_older_schema_is_upgraded_in_place_by_ingest(
+    built: tuple[Path, Path], tmp_path: Path, version: str
+) -> None:
+    tree, original = built
+    db = copy_index(built, tmp_path)
+    to_older_schema(db, version)
+    n_chunks = count_rows(db)
+
     search = run_cli("search", "garden", "--index", str(db))
     assert search.returncode == 2
-    one_clear_line(search.stderr, "older schema version 1", "funcpipe ingest")
+    one_clear_line(search.stderr, f"older schema version {version}", "funcpipe ingest")
 
     report = tmp_path / "r.json"
     ingest = run_cli("ingest", str(tree), "--index", str(db), "--report", "none",
                      "--report-file", str(report))  # fmt: skip
     assert ingest.returncode == 0, ingest.stderr
-    chunks = json.loads(report.read_text())["chunks"]
-    assert chunks["embedded"] == 0 and chunks["reused"] == chunks["stored"] > 0
-    assert run_cli("search", "garden", "--index", str(db)).returncode == 0
+    doc = json.loads(report.read_text())
+    assert doc["chunks"]["embedded"] == 0  # nothing is paid for again
+    if version == "1":  # documents of version 1 name no reader: their files are re-read
+        assert doc["chunks"]["reused"] == doc["chunks"]["stored"] > 0
+    else:
+        assert doc["files"]["unchanged"] == doc["files"]["seen"] > 0
+    # The full-text index and the vector blocks were built for the rows already there.
+    assert count_rows(db) == count_rows(db, "chunks_fts_docsize") == n_chunks
     assert run_cli("verify", "--index", str(db), str(tree)).returncode == 0
+    for mode in ("hybrid", "vector", "lexical"):
+        upgraded = run_cli("search", "garden recipe", "--index", str(db), "--mode", mode,
+                           "--json")  # fmt: skip
+        fresh = run_cli("search", "garden recipe", "--index", str(original), "--mode", mode,
+                        "--json")  # fmt: skip
+        assert upgraded.returncode == 0 and upgraded.stdout
+        assert hit_keys(upgraded.stdout) == hit_keys(fresh.stdout), mode
+
+
+def hit_keys(stdout: str) -> list[tuple[str, float]]:
+    return [(h["content_hash"], h["score"]) for h in map(json.loads, stdout.splitlines())]
+
+
+@pytest.mark.parametrize(
+    ("statement", "missing"),
+    [
+        ("DROP TABLE vector_blocks", "table vector_blocks is missing"),
+        ("DROP TABLE chunks_fts", "table chunks_fts is missing"),
+        ("DROP TRIGGER chunks_fts_delete", "trigger chunks_fts_delete is missing"),
+    ],
+)
+def test_a_dropped_search_structure_is_refused_and_never_recreated(
+    built: tuple[Path, Path], tmp_path: Path, statement: str, missing: str
+) -> None:
+    tree, _ = built
+    db = copy_index(built, tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute(statement)
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    for args in (("ingest", str(tree), "--report", "none"), ("search", "stream")):
+        proc = run_cli(*args, "--index", str(db))
+        assert proc.returncode == 2
+        one_clear_line(proc.stderr, missing)
+    assert db.read_bytes() == before
+
+
+def test_verify_finds_a_full_text_index_or_a_vector_block_out_of_step(
+    built: tuple[Path, Path], tmp_path: Path
+) -> None:
+    db = copy_index(built, tmp_path)
+    conn = sqlite3.connect(db)
+    # A chunk row removed behind the triggers' back: its full-text row stays behind.
+    conn.execute("DROP TRIGGER chunks_fts_delete")
+    conn.execute("DELETE FROM chunks WHERE id = (SELECT min(id) FROM chunks)")
+    conn.execute(
+        "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN INSERT INTO "
+        "chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END"
+    )
+    conn.commit()
+    conn.close()
+    verify = run_cli("verify", "--index", str(db), "--json")
+    assert verify.returncode == 1
+    assert json.loads(verify.stdout)["by_code"].get("INDEX/FTS_MISMATCH") == 1
+
+    (tmp_path / "again").mkdir()
+    db = copy_index(built, tmp_path / "again")
+    conn = sqlite3.connect(db)
+    blob = conn.execute("SELECT vectors FROM vector_blocks LIMIT 1").fetchone()[0]
+    conn.execute(
+        "UPDATE vector_blocks SET vectors = ? WHERE block = (SELECT min(block) FROM vector_blocks)",
+        (bytes(len(blob)),),
+    )
+    conn.commit()
+    conn.close()
+    verify = run_cli("verify", "--index", str(db), "--json")
+    assert verify.returncode == 1
+    assert json.loads(verify.stdout)["by_code"] == {"INDEX/BLOCKS_MISMATCH": 1}

@@ -14,6 +14,8 @@ from ..errors import FuncpipeError as FuncpipeError
 from ..errors import IndexLockedError as IndexLockedError
 from ..errors import IndexMismatchError as IndexMismatchError
 from ..errors import ResourceClosedError as ResourceClosedError
+from ..evaluation import evaluate as evaluate
+from ..evaluation import load_queries as load_queries
 from ..ingest import IngestRequest as IngestRequest
 from ..ingest import ingest as ingest
 from ..policies.breakers import BreakInfo as BreakInfo
@@ -108,11 +110,13 @@ __all__ = [
     "circuit_breaker_rate_emit",
     "circuit_breaker_rate_truncate",
     "current_ledger",
+    "evaluate",
     "flat_map",
     "fold_error_report",
     "guard",
     "ingest",
     "is_break",
+    "load_queries",
     "make_errinfo",
     "managed_stream",
     "nested_managed",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .config import config_command
+from .eval import eval_command
 from .ingest import ingest_command
 from .leak_check import leak_check_command
 from .search import search_command
@@ -57,6 +58,7 @@ def _root(
 
 app.command("ingest", no_args_is_help=True)(ingest_command)
 app.command("search", no_args_is_help=True)(search_command)
+app.command("eval", no_args_is_help=True)(eval_command)
 app.command("leak-check")(leak_check_command)
 app.command("verify")(verify_command)
 app.command("serve")(serve_command)

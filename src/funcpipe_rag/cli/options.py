@@ -46,6 +46,8 @@ def _annotation(s: Setting) -> Any:
     # built-in default is written into the help.
     help_text += f" \\[default: {s.describe_default()}]"  # escaped: Rich markup
     decls = [s.flag] if s.kind is not bool else [f"{s.flag}/--no-{s.flag[2:]}"]
+    if s.meta.short:
+        decls.append(s.meta.short)
     option = typer.Option(
         *decls,
         help=help_text,

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..evaluation import EvalReport
+    from ..index import Hit
     from ..leakcheck import ScenarioResult
     from ..reconcile import VerifyReport
-    from ..search import Hit
     from ..summary import RunStats, RunSummary
     from ..walk import TreeSize
 
@@ -228,26 +229,100 @@ def print_report(summary: RunSummary) -> None:
     )
 
 
-def print_hits(hits: list[Hit], *, as_json: bool) -> None:
-    """Search results on stdout: data, so scripts can read it."""
+def _hit_lines(rank: int, hit: Hit, query: str) -> tuple[str, str, Any]:
+    """The header, the ranking line and the passage of one hit, as plain text."""
+    from ..passages import best_passage
+
+    where = f"{hit.path} [{hit.start}:{hit.end}]"
+    extra = [x for x in (hit.title, hit.section) if x]
+    if hit.page is not None:
+        extra.append(f"p. {hit.page}")
+    header = f"{rank}. {hit.score:.3f}  {where}" + (f"  ({' · '.join(extra)})" if extra else "")
+    why = ""
+    if hit.mode == "hybrid":
+        why = " · ".join(
+            f"{c.mode} {'#' + str(c.rank) if c.rank else '-'} {c.score:.3f}"
+            for c in hit.contributions
+        )
+    return header, why, best_passage(hit.text, query)
+
+
+def print_hits(hits: list[Hit], *, query: str, as_json: bool) -> None:
+    """Search results on stdout (data, so scripts can read it).
+
+    ``--json``: one ``funcpipe.hit/1`` object per line. On a terminal: each hit's
+    best-matching passage with the query's words highlighted (``NO_COLOR`` leaves them
+    bold, uncoloured). Piped: the same lines as plain text, one per line, never wrapped.
+    """
     if as_json:
         for hit in hits:
             sys.stdout.write(json.dumps(hit.to_jsonable(), ensure_ascii=False) + "\n")
         return
+    if not sys.stdout.isatty():
+        if not hits:
+            sys.stdout.write("no results\n")
+        for rank, hit in enumerate(hits, 1):  # hit by hit: a closed pipe stops it early
+            header, why, passage = _hit_lines(rank, hit, query)
+            out = [header]
+            if why:
+                out.append(f"   {why}")
+            dots = ("…" if passage.cut_before else "", "…" if passage.cut_after else "")
+            out.append(f"   {dots[0]}{passage.text}{dots[1]}")
+            if len(hit.paths) > 1:
+                out.append(f"   also in: {', '.join(hit.paths[1:])}")
+            sys.stdout.write("".join(line + "\n" for line in out))
+        return
     from rich.console import Console
-    from rich.markup import escape
+    from rich.text import Text
 
     console = Console(highlight=False)
     if not hits:
         console.print("no results")
     for rank, hit in enumerate(hits, 1):
-        where = f" § {hit.section}" if hit.section else ""
+        header, why, passage = _hit_lines(rank, hit, query)
+        console.print(Text(header, style="bold"))
+        if why:
+            console.print(Text("   " + why, style="dim"))
+        body = Text("   " + ("…" if passage.cut_before else ""))
+        offset = len(body)
+        body.append(passage.text)
+        for start, end in passage.marks:
+            body.stylize("bold yellow", offset + start, offset + end)
+        if passage.cut_after:
+            body.append("…")
+        console.print(body)
+        if len(hit.paths) > 1:
+            console.print(Text(f"   also in: {', '.join(hit.paths[1:])}", style="dim"))
+
+
+def print_eval(report: EvalReport) -> None:
+    """``funcpipe eval``: one row per mode on stdout, then the questions each mode
+    missed within 10 and labels that name no file of the index on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..evaluation import CUTOFFS, DEPTH, iter_misses
+
+    table = Table(
+        title=f"funcpipe eval: {report.queries} queries, {report.index}", title_justify="left"
+    )
+    table.add_column("mode")
+    for column in (*(f"Hit@{c}" for c in CUTOFFS), "MRR", f"nDCG@{DEPTH}"):
+        table.add_column(column, justify="right")
+    for m in report.modes:
+        table.add_row(m.mode, *(f"{x:.3f}" for x in (*m.hits_at, m.mrr, m.ndcg)))
+    Console(highlight=False).print(table)
+    console = stderr_console()
+    for m in report.modes:
+        missed = [s.id for s in iter_misses(report, m.mode)]
+        if missed:
+            console.print(f"{m.mode}: no answer in the first {DEPTH} for {', '.join(missed)}",
+                          markup=False)  # fmt: skip
+    if report.unknown_labels:
         console.print(
-            f"[bold]{rank}. {hit.score:.3f}[/]  "
-            + escape(f"{hit.path} [{hit.start}:{hit.end}]{where}")
+            f"labels naming no file of the index: {', '.join(report.unknown_labels)}",
+            markup=False,
         )
-        snippet = " ".join(hit.text.split())
-        console.print("   " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), markup=False)
 
 
 def scenario_line(result: ScenarioResult) -> None:

@@ -15,13 +15,16 @@ from ..embedders.urls import redact_url
 from ..errors import ConfigError
 from ..policies.ledger import ResourceLedger
 from .base import (
+    SEARCH_MODES,
     ContentClaims,
+    Contribution,
     FileShare,
     Finding,
     Hit,
     IndexCounts,
     IndexSpace,
     PendingChunk,
+    Query,
     StoredDocument,
     VectorIndex,
 )
@@ -125,7 +128,9 @@ def leftover_rebuild(target: str | Path, options: IndexOptions | None = None) ->
 
 
 __all__ = [
+    "SEARCH_MODES",
     "ContentClaims",
+    "Contribution",
     "FileShare",
     "Finding",
     "Hit",
@@ -133,6 +138,7 @@ __all__ = [
     "IndexOptions",
     "IndexSpace",
     "PendingChunk",
+    "Query",
     "StoredDocument",
     "VectorIndex",
     "discard_index",

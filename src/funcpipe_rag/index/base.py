@@ -16,6 +16,7 @@ document is ``complete`` only once every chunk of the version whose bytes hashed
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import ConfigError
 from ..result import ErrInfo, Result
 from ..streams import Stage
 from ..walk import SourceFile
@@ -126,9 +128,86 @@ class Finding:
     detail: str
 
 
+SEARCH_MODES = ("hybrid", "vector", "lexical")
+"""How a query is ranked: by both rankings fused (the default), by cosine, or by BM25."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    """One search: what to look for, how to rank it, and which hits to keep.
+
+    ``vector`` is the query in the index's own vector space (unit length); the vector
+    and hybrid modes need it, lexical mode does not. ``paths`` are globs: a hit must
+    come from a file whose path matches one (see :func:`.ranking.path_matcher`).
+    Hits scoring below ``min_score`` (on the scale of ``mode``, see
+    :class:`Contribution`) are dropped.
+
+    >>> Query(text="tomato soup", vector=v)                       # hybrid, top 5
+    >>> Query(text="wal checkpoint", mode="lexical", k=10)
+    >>> Query(text="retries", vector=v, mode="vector", paths=("ops/*",), min_score=0.2)
+    """
+
+    text: str
+    vector: Vector | None = None
+    mode: str = "hybrid"
+    k: int = 5
+    paths: tuple[str, ...] = ()
+    min_score: float = 0.0
+    fusion: str = "combsum"  # how hybrid fuses: "combsum" or "rrf" (see .ranking.fuse)
+
+    def __post_init__(self) -> None:
+        if self.mode not in SEARCH_MODES:
+            raise ConfigError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}")
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k}")
+        if not self.text.strip():
+            raise ConfigError("the query is empty")
+        if self.mode != "lexical" and self.vector is None:
+            raise ConfigError(f"a {self.mode} search needs the query's vector")
+        if self.fusion not in ("combsum", "rrf"):
+            raise ConfigError(f"fusion must be combsum or rrf, got {self.fusion!r}")
+        if not math.isfinite(self.min_score):
+            raise ConfigError(f"min_score must be a finite number, got {self.min_score!r}")
+
+    @property
+    def ranks_vectors(self) -> bool:
+        return self.mode in ("hybrid", "vector")
+
+    @property
+    def ranks_text(self) -> bool:
+        return self.mode in ("hybrid", "lexical")
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one ranking said about a hit.
+
+    ``score`` is the ranking's own: a cosine in [-1, 1] for ``vector``, a BM25 score
+    (higher is better, above 0, unbounded) for ``lexical``. ``rank`` is the hit's place
+    in that ranking (1 = best). Both are None when the ranking did not nominate the hit
+    among its best candidates (``CANDIDATES``, or 4 k). ``share`` is what it added to a
+    hybrid score (0 outside hybrid).
+    """
+
+    mode: str
+    rank: int | None
+    score: float | None
+    share: float = 0.0
+
+    def to_jsonable(self) -> dict[str, Any]:
+        score = None if self.score is None else round(self.score, 6)
+        return {"rank": self.rank, "score": score, "share": round(self.share, 6)}
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One search result: where the chunk is and how close it is to the query."""
+    """One search result: a distinct chunk content, where it is, and why it ranked.
+
+    Identical content stored in several places is one hit: ``path`` / ``start`` /
+    ``end`` / ``chunk_id`` name its first place (by path, then offset) and ``paths``
+    lists every file that holds it, ``path`` first. Offsets are character offsets into
+    the file's extracted text. ``chunk_ids`` names every place (``chunk_id`` first).
+    """
 
     score: float
     chunk_id: str
@@ -141,12 +220,24 @@ class Hit:
     page: int | None = None
     reader: str = ""
     encoding: str = ""
+    mode: str = "vector"
+    content_hash: str = ""
+    paths: tuple[str, ...] = ()
+    chunk_ids: tuple[str, ...] = ()
+    contributions: tuple[Contribution, ...] = ()
 
     def to_jsonable(self) -> dict[str, Any]:
+        """The ``--json`` record of a hit (schema ``funcpipe.hit/1``)."""
         return {
+            "schema": "funcpipe.hit/1",
             "score": round(self.score, 6),
+            "mode": self.mode,
+            "contributions": {c.mode: c.to_jsonable() for c in self.contributions},
             "chunk_id": self.chunk_id,
+            "content_hash": self.content_hash,
             "path": self.path,
+            "paths": list(self.paths or (self.path,)),
+            "chunk_ids": list(self.chunk_ids or (self.chunk_id,)),
             "start": self.start,
             "end": self.end,
             "title": self.title,
@@ -267,8 +358,19 @@ class VectorIndex(Protocol):
         """Everything wrong inside the store itself; [] when consistent."""
         ...
 
-    def search(self, query: Vector, k: int) -> list[Hit]:
-        """The ``k`` chunks closest to the unit vector ``query`` by cosine, best first."""
+    def search(self, query: Query) -> list[Hit]:
+        """The best ``query.k`` distinct contents for ``query``, best first.
+
+        The store ranks in its own engine, in one snapshot: its vectors by exact cosine
+        (the best ``max(100, 4 k)`` distinct contents with a positive cosine), its text
+        by BM25 over :func:`.ranking.query_terms` (any term; the best rows, as many
+        again, collapsed by content), restricted first to files matching
+        ``query.paths`` (:func:`.ranking.path_matcher`). ``hybrid`` fuses the two with
+        :func:`.ranking.fuse`, so every backend scores alike. Hits scoring below
+        ``query.min_score`` are dropped; text is read for the hits kept. Only chunks
+        stored now are returned; identical contents are one :class:`Hit` naming every
+        place that holds them (within ``query.paths``).
+        """
         ...
 
     def remember(self, settings: Mapping[str, Any]) -> None:
@@ -287,7 +389,9 @@ class VectorIndex(Protocol):
 
 
 __all__ = [
+    "SEARCH_MODES",
     "ContentClaims",
+    "Contribution",
     "FileShare",
     "FileStream",
     "Finding",
@@ -296,6 +400,7 @@ __all__ = [
     "IndexCounts",
     "IndexSpace",
     "PendingChunk",
+    "Query",
     "StoredDocument",
     "Vector",
     "VectorIndex",

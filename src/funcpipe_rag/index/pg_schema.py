@@ -4,7 +4,9 @@ One *collection* is one schema in the database, holding one vector space::
 
     meta(key, value)             schema version, embedder, model, dim, chunker, settings
     documents(doc_id, ...)       as in SQLite (see :mod:`.sqlite`)
-    chunks(chunk_id, ...)        as in SQLite, plus an index on content_hash
+    chunks(chunk_id, ...)        as in SQLite, plus an index on content_hash, and
+                                 ``tsv``, the text's lexemes (PostgreSQL keeps this
+                                 generated column in step with every write; GIN index)
     vectors(content_hash, embedding vector(dim))   pgvector; one row per distinct content
     file_claims(doc_id, ...)     the corpus of the current shared pass: who works on which
                                  file, until when (lease), and how it ended (kept/dropped)
@@ -22,6 +24,9 @@ import re
 from ..errors import ConfigError
 
 SCHEMA_VERSION = "1"
+TEXT_CONFIG = "english"
+"""The text-search configuration of ``chunks.tsv`` and of lexical queries (Snowball
+English stemming, as the SQLite index's FTS5 table stems with Porter)."""
 _COLLECTION = re.compile(r"[a-z_][a-z0-9_]{0,46}")
 
 TABLES = """
@@ -50,10 +55,12 @@ CREATE TABLE chunks (
     content_hash text NOT NULL,
     run_id text NOT NULL,
     section text NOT NULL DEFAULT '',
-    page integer
+    page integer,
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('{text_config}', text)) STORED
 );
 CREATE INDEX chunks_by_doc ON chunks (doc_id);
 CREATE INDEX chunks_by_content ON chunks (content_hash);
+CREATE INDEX chunks_fts ON chunks USING gin (tsv);
 CREATE TABLE vectors (content_hash text PRIMARY KEY, embedding {vector_type} NOT NULL);
 CREATE TABLE file_claims (
     doc_id text PRIMARY KEY,
@@ -89,7 +96,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "chunks": (
         "chunk_id", "doc_id", "seq", "start", "end", "text", "content_hash", "run_id",
-        "section", "page",
+        "section", "page", "tsv",
     ),
     "vectors": ("content_hash", "embedding"),
     "file_claims": (

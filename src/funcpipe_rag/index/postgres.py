@@ -39,6 +39,7 @@ from psycopg import sql
 from ..embedders.urls import redact_url
 from ..errors import ConfigError, IndexDamagedError, IndexMismatchError, ResourceClosedError
 from ..policies.ledger import ResourceLedger
+from . import pg_search
 from .base import (
     FileShare,
     Finding,
@@ -46,8 +47,8 @@ from .base import (
     IndexCounts,
     IndexSpace,
     PendingChunk,
+    Query,
     StoredDocument,
-    Vector,
 )
 from .options import IndexOptions
 from .pg_connect import PgConnection, SessionWitness, guard, one_line
@@ -58,6 +59,7 @@ from .pg_schema import (
     SCHEMA_VERSION,
     STAGING,
     TABLES,
+    TEXT_CONFIG,
     check_collection,
     rebuild_schema,
     statements,
@@ -232,7 +234,9 @@ class PgIndex:
         conn = self._main.conn
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
         vector_type = f"vector({space.dim})" if space.dim else "vector"
-        for statement in statements(TABLES.format(vector_type=vector_type)):
+        for statement in statements(
+            TABLES.format(vector_type=vector_type, text_config=TEXT_CONFIG)
+        ):
             conn.execute(statement)
         with conn.cursor() as cur:
             cur.executemany(
@@ -437,34 +441,15 @@ class PgIndex:
             findings.append(Finding("INDEX/INTEGRITY", f"the collection cannot be read: {exc}"))
         return findings
 
-    def search(self, query: Vector, k: int) -> list[Hit]:
-        """The ``k`` chunks closest to ``query`` by cosine, ranked by the database.
-
-        Exact (every vector is scored) unless the collection has an HNSW index; then the
-        nearest contents come from the index and their chunks are ranked.
-        """
-        q = np.asarray(query, dtype=np.float32)
-        columns = 'c.chunk_id, d.path, c.start, c."end", c.text, d.title, c.section, c.page'
-        if self._hnsw:
-            statement = (
-                "WITH near AS (SELECT content_hash, embedding <=> %(q)s AS distance "
-                "FROM vectors ORDER BY embedding <=> %(q)s LIMIT %(near)s) "
-                f"SELECT 1 - n.distance AS score, {columns} FROM near n "
-                "JOIN chunks c USING (content_hash) JOIN documents d USING (doc_id) "
-                "ORDER BY n.distance, c.chunk_id LIMIT %(k)s"
-            )
-        else:
-            statement = (
-                f"SELECT 1 - (v.embedding <=> %(q)s) AS score, {columns} "
-                "FROM chunks c JOIN vectors v USING (content_hash) JOIN documents d USING (doc_id) "
-                "ORDER BY v.embedding <=> %(q)s, c.chunk_id LIMIT %(k)s"
+    def search(self, query: Query) -> list[Hit]:
+        """Hybrid, vector or lexical ranking in the database (see :mod:`.pg_search`)."""
+        if query.vector is not None and self.space.dim and query.vector.size != self.space.dim:
+            raise IndexMismatchError(
+                f"the query has {query.vector.size} dimensions, the index holds {self.space.dim}"
             )
         conn = self._conn()
-        with guard(self.target, "searching"), conn.transaction():
-            if self._hnsw:
-                conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, 4 * k)}")
-            rows = conn.execute(statement, {"q": q, "k": k, "near": 4 * k}).fetchall()
-        return [Hit(float(r[0]), *r[1:]) for r in rows]
+        with guard(self.target, "searching"):
+            return pg_search.search(conn, query, hnsw=self._hnsw)
 
     # -- writes -----------------------------------------------------------------------
 
@@ -524,7 +509,8 @@ class PgIndex:
                 )  # fmt: skip
         # A chunk met twice in one batch (a file walked through two roots) is one row.
         cur.execute(
-            "INSERT INTO chunks SELECT DISTINCT ON (chunk_id) * FROM stage_chunks "
+            'INSERT INTO chunks (chunk_id, doc_id, seq, start, "end", text, content_hash, '
+            "run_id, section, page) SELECT DISTINCT ON (chunk_id) * FROM stage_chunks "
             "ORDER BY chunk_id ON CONFLICT (chunk_id) DO UPDATE SET seq = excluded.seq, "
             "run_id = excluded.run_id"
         )

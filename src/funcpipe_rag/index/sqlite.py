@@ -3,13 +3,21 @@
 WAL journal, batched transactions: what a run stored survives any interruption, a
 ``kill -9`` included, and the next run embeds only what is missing.
 
-Tables::
+Tables (schema version 3)::
 
     meta(key, value)            schema version, embedder, model, dim, chunker
     documents(doc_id, path, abs_path, size, mtime_ns, file_hash, complete, run_id,
               reader, encoding, title, note)
-    chunks(chunk_id, doc_id, seq, start, end, text, content_hash, run_id, section, page)
+    chunks(id, chunk_id, doc_id, seq, start, end, text, content_hash, run_id, section,
+           page, block)
     vectors(content_hash, vector)  float32 little-endian blobs, one per distinct content
+    vector_blocks(block, vids, vectors)  the vectors chunks use, packed for the search
+                                scan (:mod:`.sqlite_vectors`)
+    chunks_fts                  FTS5 over chunk text, kept by triggers (:mod:`.sqlite_lexical`)
+
+Search lives in :mod:`.sqlite_search`. This module is long because it holds the whole
+life of one file — create, trust, upgrade, write, prune, check, swap — which share one
+connection, one lock and one transaction discipline.
 
 A document row's ``file_hash`` is set (``complete = 1``) only once every chunk of that
 version of the file is stored; only then are the file's stale chunks (from older runs)
@@ -32,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import heapq
 import json
 import os
 import sqlite3
@@ -41,8 +48,6 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..errors import (
     ConfigError,
@@ -54,6 +59,7 @@ from ..errors import (
     ResourceClosedError,
 )
 from ..policies.ledger import Handle, ResourceLedger
+from . import sqlite_lexical, sqlite_search, sqlite_vectors
 from .base import (
     FileShare,
     Finding,
@@ -61,14 +67,14 @@ from .base import (
     IndexCounts,
     IndexSpace,
     PendingChunk,
+    Query,
     StoredDocument,
-    Vector,
 )
 from .local import LocalShare
 from .lock import RunLock
 from .options import IndexOptions
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (
@@ -85,8 +91,14 @@ CREATE TABLE documents (
     title TEXT NOT NULL DEFAULT '',
     note TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+"""
+# The chunks table of version 3: an INTEGER PRIMARY KEY (the full-text index refers to
+# it, and VACUUM never renumbers it) and the vector block of each row.
+_CHUNKS = """
 CREATE TABLE chunks (
-    chunk_id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
     doc_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     start INTEGER NOT NULL,
@@ -95,11 +107,15 @@ CREATE TABLE chunks (
     content_hash TEXT NOT NULL,
     run_id TEXT NOT NULL,
     section TEXT NOT NULL DEFAULT '',
-    page INTEGER
-);
-CREATE INDEX chunks_by_doc ON chunks(doc_id);
-CREATE TABLE vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
-"""
+    page INTEGER,
+    block INTEGER
+)"""
+_CHUNK_INDEXES = (
+    "CREATE INDEX chunks_by_doc ON chunks(doc_id)",
+    "CREATE INDEX chunks_by_block ON chunks(block)",
+    # every place of one content, for collapsing identical chunks into one hit
+    "CREATE INDEX chunks_by_content ON chunks(content_hash)",
+)
 # What an existing file must hold to be trusted (the schema above, by name).
 _TABLES: dict[str, tuple[str, ...]] = {
     "meta": ("key", "value"),
@@ -118,6 +134,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "note",
     ),
     "chunks": (
+        "id",
         "chunk_id",
         "doc_id",
         "seq",
@@ -128,10 +145,26 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "run_id",
         "section",
         "page",
+        "block",
     ),
     "vectors": ("content_hash", "vector"),
+    "vector_blocks": sqlite_vectors.COLUMNS,
 }
+# Tables every version has: an older index lacks the others until it is upgraded.
+_CORE_TABLES = ("meta", "documents", "chunks", "vectors")
 _META_KEYS = ("schema", "embedder", "model", "dim", "chunker")
+
+
+def _create_v3_tables(conn: sqlite3.Connection) -> None:
+    """Chunks, their indexes, the vector blocks and the full-text index with its
+    triggers (statement by statement: a trigger body holds semicolons)."""
+    conn.execute(_CHUNKS)
+    for statement in (
+        *_CHUNK_INDEXES,
+        *sqlite_vectors.SCHEMA,
+        *sqlite_lexical.SCHEMA,
+    ):
+        conn.execute(statement)
 
 
 def _v1_to_v2(conn: sqlite3.Connection) -> str:
@@ -150,9 +183,30 @@ def _v1_to_v2(conn: sqlite3.Connection) -> str:
     return "2"
 
 
+def _v2_to_v3(conn: sqlite3.Connection) -> str:
+    """Version 3 adds search structures: chunk rows get an integer key and a vector
+    block, vectors of stored chunks are packed into blocks, and an FTS5 index covers
+    chunk text (built from the copied rows)."""
+    conn.execute("ALTER TABLE chunks RENAME TO chunks_v2")
+    conn.execute(_CHUNKS)
+    conn.execute(
+        'INSERT INTO chunks(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, '
+        'section, page) SELECT chunk_id, doc_id, seq, start, "end", text, content_hash, '
+        "run_id, section, page FROM chunks_v2 ORDER BY rowid"
+    )
+    conn.execute("DROP TABLE chunks_v2")
+    for statement in (*_CHUNK_INDEXES, *sqlite_vectors.SCHEMA, *sqlite_lexical.SCHEMA):
+        conn.execute(statement)
+    sqlite_lexical.rebuild(conn)
+    sqlite_vectors.pack_all(conn)
+    return "3"
+
+
 # version -> the step that brings an index of that version one version up
-_MIGRATIONS = {"1": _v1_to_v2}
-_SCAN_ROWS = 4096  # vectors scored per block in a search: flat memory at any index size
+_MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3}
+# Lets a search read vector blocks straight from the page cache (measured faster than
+# read() calls when this was chosen); mapped pages count in RSS (see the README).
+_MMAP_BYTES = 1 << 31
 
 
 def remembered_from_meta(meta: Mapping[str, str]) -> dict[str, Any]:
@@ -321,6 +375,7 @@ class SqliteIndex:
                 )
             else:
                 conn = _readonly_connection(path, busy_timeout_s)
+                conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
             conn.execute("PRAGMA cell_size_check = ON")
         except sqlite3.Error as exc:
             raise _db_error(exc, path, "opening it") from None
@@ -342,6 +397,7 @@ class SqliteIndex:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                _create_v3_tables(conn)
                 conn.executemany(
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
                     [("schema", SCHEMA_VERSION), *space.as_meta().items()],
@@ -396,7 +452,7 @@ class SqliteIndex:
         not add to a damaged file and call it stored; ~0.5 s per 300 MB), the small
         tables for a reader (a search meets any other bad page it reads)."""
         conn = self._conn
-        problems = [f"table {t} is missing" for t in _TABLES if t not in tables]
+        problems = [f"table {t} is missing" for t in _CORE_TABLES if t not in tables]
         if not problems:
             for check in (
                 ("quick_check",) if every_page else ("quick_check(meta)", "quick_check(documents)")
@@ -417,12 +473,24 @@ class SqliteIndex:
         self._refuse(problems)
 
     def _check_columns(self) -> None:
+        """After an upgrade: every table, column and full-text trigger of this version (a
+        dropped trigger would let the full-text index drift from the chunks unseen)."""
         problems = []
+        schema = dict(
+            self._conn.execute("SELECT name, type FROM sqlite_master WHERE type != 'index'")
+        )
         for table, columns in _TABLES.items():
+            if table not in schema:
+                problems.append(f"table {table} is missing")
+                continue
             have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
             lacking = [c for c in columns if c not in have]
             if lacking:
                 problems.append(f"table {table} lacks {', '.join(lacking)}")
+        for name in (sqlite_lexical.TABLE, *sqlite_lexical.TRIGGERS):
+            if name not in schema:
+                kind = "trigger" if name in sqlite_lexical.TRIGGERS else "table"
+                problems.append(f"{kind} {name} is missing")
         self._refuse(problems)
 
     def _refuse(self, problems: list[str]) -> None:
@@ -596,48 +664,21 @@ class SqliteIndex:
                     continue
                 for row in conn.execute(sql, args):
                     findings.append(Finding(code, template.format(*row, dim=dim)))
+            for code, detail in (*sqlite_lexical.check(conn), *sqlite_vectors.check(conn)):
+                findings.append(Finding(code, detail))
         except sqlite3.DatabaseError as exc:
             findings.append(Finding("INDEX/INTEGRITY", f"the file cannot be read: {exc}"))
         return findings
 
-    def search(self, query: Vector, k: int) -> list[Hit]:
-        """Exact cosine ranking: vectors are scored in blocks, text is read for the top k.
-
-        Stored vectors of a remote model need not be unit length; each block is
-        normalised before scoring, so scores are cosines for every embedder.
-        """
+    def search(self, query: Query) -> list[Hit]:
+        """Hybrid, vector or lexical ranking inside the file (see :mod:`.sqlite_search`)."""
         conn = self._check_open()
-        q = np.asarray(query, dtype=np.float32)
-        dim = self.space.dim
-        best: list[tuple[float, int]] = []  # a min-heap of (score, chunk rowid)
-        with self._guard("searching"):
-            cursor = conn.execute(
-                "SELECT c.rowid, v.vector FROM chunks c JOIN vectors v USING (content_hash)"
+        if query.vector is not None and self.space.dim and query.vector.size != self.space.dim:
+            raise IndexMismatchError(
+                f"the query has {query.vector.size} dimensions, the index holds {self.space.dim}"
             )
-            while rows := cursor.fetchmany(_SCAN_ROWS):
-                matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(
-                    len(rows), dim
-                )
-                norms = np.maximum(np.linalg.norm(matrix, axis=1), 1e-12)
-                scores = (matrix @ q) / norms
-                top = min(k, len(rows))
-                for i in np.argpartition(-scores, top - 1)[:top]:
-                    item = (float(scores[i]), int(rows[i][0]))
-                    if len(best) < k:
-                        heapq.heappush(best, item)
-                    elif item > best[0]:
-                        heapq.heapreplace(best, item)
-            ranked = sorted(best, key=lambda s: (-s[0], s[1]))
-            hits: list[Hit] = []
-            for score, rowid in ranked:
-                row = conn.execute(
-                    'SELECT c.chunk_id, d.path, c.start, c."end", c.text, d.title, c.section, '
-                    "c.page, d.reader, d.encoding "
-                    "FROM chunks c JOIN documents d USING (doc_id) WHERE c.rowid = ?",
-                    (rowid,),
-                ).fetchone()
-                hits.append(Hit(score, *row))
-        return hits
+        with self._guard("searching"):
+            return sqlite_search.search(conn, query)
 
     # -- writes -----------------------------------------------------------------------
 
@@ -651,6 +692,9 @@ class SqliteIndex:
             return
         run = self.run_id
         with self._guard("storing chunks"), self._transaction() as conn:
+            block = sqlite_vectors.next_block(conn)
+            last = sqlite_lexical.last_row(conn)
+            touched: set[int] = set()
             conn.executemany(
                 "INSERT INTO documents(doc_id, path, abs_path, size, mtime_ns, file_hash, "
                 "complete, run_id, reader, encoding, title) "
@@ -675,11 +719,13 @@ class SqliteIndex:
                     }.values()
                 ),
             )
+            # A row stored before (same place, same content) keeps its block: its vector
+            # is there already. New rows go to this write's new block.
             conn.executemany(
                 "INSERT INTO chunks"
-                '(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, section, page) '
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE SET "
-                "seq = excluded.seq, run_id = excluded.run_id",
+                '(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, section, page, '
+                "block) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE "
+                "SET seq = excluded.seq, run_id = excluded.run_id",
                 [
                     (
                         p.chunk_id,
@@ -692,10 +738,12 @@ class SqliteIndex:
                         run,
                         p.section,
                         p.page,
+                        block,
                     )
                     for p in batch
                 ],
             )
+            sqlite_lexical.index_rows_after(conn, last)  # new rows only: upserts are in
             for p in batch:
                 if not p.last_of_doc:
                     continue
@@ -710,7 +758,11 @@ class SqliteIndex:
                     "UPDATE documents SET file_hash = ?, complete = 1 WHERE doc_id = ?",
                     (p.doc_hash, p.doc_id),
                 )
-                conn.execute("DELETE FROM chunks WHERE doc_id = ? AND run_id != ?", (p.doc_id, run))
+                stale = ("doc_id = ? AND run_id != ?", (p.doc_id, run))
+                touched |= sqlite_vectors.blocks_of(conn, *stale)
+                conn.execute(f"DELETE FROM chunks WHERE {stale[0]}", stale[1])
+            # Deletes reached the full-text index by its triggers; the blocks follow here.
+            sqlite_vectors.refresh(conn, touched, block)
 
     def remember(self, settings: Mapping[str, Any]) -> None:
         values = dict(settings)
@@ -770,11 +822,14 @@ class SqliteIndex:
             ]
             if doomed:
                 with self._transaction() as conn:
+                    touched: set[int] = set()
                     for i in range(0, len(doomed), 500):
                         part = doomed[i : i + 500]
                         marks = ",".join("?" * len(part))
+                        touched |= sqlite_vectors.blocks_of(conn, f"doc_id IN ({marks})", part)
                         conn.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
                         conn.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
+                    sqlite_vectors.refresh(conn, touched, sqlite_vectors.next_block(conn))
         return len(doomed)
 
     def finish(self) -> None:

@@ -1,0 +1,122 @@
+"""Search inside a PostgreSQL index: pgvector ranks vectors, full-text search ranks text.
+
+The same flow as :mod:`.sqlite_search`, in one read-only REPEATABLE READ transaction
+(one snapshot while other workers commit): each engine nominates its best contents,
+:func:`.ranking.rank` fuses them exactly as for SQLite, and text is read for the ``k``
+kept. The lexical side is PostgreSQL's own full-text search: the ``tsv`` column of
+``chunks`` (``to_tsvector('english', text)``, generated, so every write path keeps it in
+step) behind a GIN index, matched by any query term and scored by ``ts_rank`` with
+length normalisation — not BM25, but fusion divides each ranking by its best score, so
+only its order and margins matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from .base import Hit, Query
+from .pg_schema import TEXT_CONFIG
+from .ranking import Candidate, Place, hit_of, path_matcher, query_terms, rank
+from .sqlite_search import CANDIDATES
+
+
+def search(conn: psycopg.Connection[Any], query: Query, *, hnsw: bool) -> list[Hit]:
+    """The hits of ``query``, best first (see :meth:`VectorIndex.search`)."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        n = max(CANDIDATES, 4 * query.k)
+        docs = _allowed_docs(conn, query.paths) if query.paths else None
+        by_vector: list[Candidate] = []
+        by_text: list[Candidate] = []
+        if docs is None or docs:  # a filter that matches no file leaves nothing to rank
+            if query.ranks_vectors:
+                assert query.vector is not None  # Query checks it
+                by_vector = _vector_candidates(conn, query.vector, n, docs, hnsw=hnsw)
+            if query.ranks_text:
+                by_text = _text_candidates(conn, query_terms(query.text), 2 * n, docs)
+        hits: list[Hit] = []
+        for fused in rank(query, by_vector, by_text):
+            if len(hits) == query.k or fused.score < query.min_score:
+                break
+            hit = hit_of(fused, query.mode, _places(conn, fused.key, docs))
+            if hit is not None:
+                hits.append(hit)
+        return hits
+
+
+def _vector_candidates(
+    conn: psycopg.Connection[Any],
+    vector: np.ndarray[Any, Any],
+    n: int,
+    docs: list[str] | None,
+    *,
+    hnsw: bool,
+) -> list[Candidate]:
+    """The ``n`` stored contents closest to ``vector`` with a positive cosine. Exact,
+    unless the collection has an HNSW index: then the index's nearest ``2 n`` contents,
+    kept if a chunk (within ``docs``) holds them."""
+    live = "SELECT content_hash FROM chunks" + (" WHERE doc_id = ANY(%(docs)s)" if docs else "")
+    if hnsw:
+        # ef_search bounds how many neighbours the index can return (pgvector caps it at 1000).
+        conn.execute(f"SET LOCAL hnsw.ef_search = {min(1000, max(40, 2 * n))}")
+        statement = (
+            "WITH near AS (SELECT content_hash, embedding <=> %(q)s AS distance FROM vectors "
+            "ORDER BY embedding <=> %(q)s LIMIT %(near)s) "
+            f"SELECT content_hash, 1 - distance FROM near WHERE content_hash IN ({live}) "
+            "ORDER BY distance, content_hash LIMIT %(n)s"
+        )
+    else:
+        statement = (
+            "SELECT content_hash, 1 - (embedding <=> %(q)s) FROM vectors "
+            f"WHERE content_hash IN ({live}) "
+            "ORDER BY embedding <=> %(q)s, content_hash LIMIT %(n)s"
+        )
+    q = np.asarray(vector, dtype=np.float32)
+    rows = conn.execute(statement, {"q": q, "n": n, "near": 2 * n, "docs": docs}).fetchall()
+    return [Candidate(str(h), float(score)) for h, score in rows if score > 0]
+
+
+def _text_candidates(
+    conn: psycopg.Connection[Any], terms: Sequence[str], rows: int, docs: list[str] | None
+) -> list[Candidate]:
+    """The best ``rows`` chunk rows holding any of ``terms`` (identical chunks tie and
+    crowd the list, so rows, not contents, are asked for; fusion keeps each content's
+    first place)."""
+    if not terms:
+        return []
+    where = " AND c.doc_id = ANY(%(docs)s)" if docs else ""
+    # Terms are runs of letters and digits (query_terms), so joining them with | is a
+    # well-formed tsquery; each is stemmed like the indexed text.
+    found = conn.execute(
+        "SELECT c.content_hash, ts_rank(c.tsv, q, 1) AS score "
+        f"FROM chunks c, to_tsquery('{TEXT_CONFIG}', %(terms)s) q WHERE c.tsv @@ q{where} "
+        "ORDER BY score DESC, c.chunk_id LIMIT %(rows)s",
+        {"terms": " | ".join(terms), "rows": rows, "docs": docs},
+    ).fetchall()
+    return [Candidate(str(h), float(score)) for h, score in found]
+
+
+def _allowed_docs(conn: psycopg.Connection[Any], globs: Sequence[str]) -> list[str]:
+    matches = path_matcher(globs)
+    rows = conn.execute("SELECT doc_id, path, abs_path FROM documents").fetchall()
+    return [str(doc_id) for doc_id, path, abs_path in rows if matches(path, abs_path)]
+
+
+def _places(
+    conn: psycopg.Connection[Any], content_hash: str, docs: list[str] | None
+) -> list[Place]:
+    where = " AND c.doc_id = ANY(%(docs)s)" if docs is not None else ""
+    rows = conn.execute(
+        'SELECT c.chunk_id, c.doc_id, d.path, c.start, c."end", c.text, d.title, c.section, '
+        "c.page, d.reader, d.encoding FROM chunks c JOIN documents d USING (doc_id) "
+        f"WHERE c.content_hash = %(h)s{where} ORDER BY d.path, c.start, c.chunk_id",
+        {"h": content_hash, "docs": docs},
+    ).fetchall()
+    return [Place(*row) for row in rows]
+
+
+__all__ = ["search"]

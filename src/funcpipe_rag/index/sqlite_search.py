@@ -1,0 +1,123 @@
+"""Search inside the SQLite index: rank vectors and text in the store, fetch the top k.
+
+One read transaction (one snapshot, even while an ingest commits): the vector blocks
+are scanned (:mod:`.sqlite_vectors`), the FTS5 table is asked for its BM25 ranking
+(:mod:`.sqlite_lexical`), the two are fused (:mod:`.ranking`), and only then is text
+read — for the ``k`` contents kept, with every place that holds each of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from . import sqlite_lexical as lexical
+from . import sqlite_vectors as vectors
+from .base import Hit, Query
+from .ranking import Candidate, Fused, Place, hit_of, path_matcher, query_terms, rank
+
+CANDIDATES = 100
+"""Contents each ranking nominates for fusion (or 4 k, when more are asked for)."""
+
+
+def search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
+    """The hits of ``query``, best first (see :meth:`VectorIndex.search`)."""
+    conn.execute("BEGIN")
+    try:
+        hits = _search(conn, query)
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return hits
+
+
+def _search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
+    n = max(CANDIDATES, 4 * query.k)
+    docs = _allowed_docs(conn, query.paths) if query.paths else None
+    by_vector: list[Candidate] = []
+    by_text: list[Candidate] = []
+    if docs is None or docs:  # a filter that matches no file leaves nothing to rank
+        if query.ranks_vectors:
+            assert query.vector is not None  # Query checks it
+            by_vector = _vector_candidates(conn, query.vector, n, docs)
+        if query.ranks_text:
+            by_text = _text_candidates(conn, query_terms(query.text), 2 * n, docs)
+    hits: list[Hit] = []
+    for f in rank(query, by_vector, by_text):
+        if len(hits) == query.k or f.score < query.min_score:
+            break
+        hit = _hit(conn, f, query.mode, docs)
+        if hit is not None:
+            hits.append(hit)
+    return hits
+
+
+def _vector_candidates(
+    conn: sqlite3.Connection, vector: npt.NDArray[np.float32], n: int, docs: list[str] | None
+) -> list[Candidate]:
+    allowed = _vids_of(conn, docs) if docs is not None else None
+    scored = vectors.scan(conn, np.asarray(vector, dtype=np.float32), n, allowed)
+    hashes = _hashes_of_vids(conn, [s.vid for s in scored])
+    return [Candidate(hashes[s.vid], s.score) for s in scored if s.vid in hashes]
+
+
+def _text_candidates(
+    conn: sqlite3.Connection, terms: Sequence[str], rows: int, docs: list[str] | None
+) -> list[Candidate]:
+    # Identical chunks tie in BM25 and crowd the list: ask for more rows than contents.
+    ranked = lexical.rank(conn, terms, rows, docs)
+    hashes = _hashes_of_rows(conn, [r for r, _ in ranked])
+    return [Candidate(hashes[r], s) for r, s in ranked if r in hashes]
+
+
+def _allowed_docs(conn: sqlite3.Connection, globs: Sequence[str]) -> list[str]:
+    matches = path_matcher(globs)
+    rows = conn.execute("SELECT doc_id, path, abs_path FROM documents").fetchall()
+    return [doc_id for doc_id, path, abs_path in rows if matches(path, abs_path)]
+
+
+def _vids_of(conn: sqlite3.Connection, docs: Sequence[str]) -> npt.NDArray[np.int64]:
+    rows = conn.execute(
+        "SELECT rowid FROM vectors WHERE content_hash IN (SELECT content_hash FROM chunks "
+        "WHERE doc_id IN (SELECT value FROM json_each(?))) ORDER BY rowid",
+        (json.dumps(list(docs)),),
+    ).fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
+def _hashes_of_vids(conn: sqlite3.Connection, vids: Sequence[int]) -> dict[int, str]:
+    sql = "SELECT rowid, content_hash FROM vectors WHERE rowid IN (SELECT value FROM json_each(?))"
+    return {int(v): h for v, h in conn.execute(sql, (json.dumps(list(vids)),))}
+
+
+def _hashes_of_rows(conn: sqlite3.Connection, rows: Sequence[int]) -> dict[int, str]:
+    sql = "SELECT id, content_hash FROM chunks WHERE id IN (SELECT value FROM json_each(?))"
+    return {int(r): h for r, h in conn.execute(sql, (json.dumps(list(rows)),))}
+
+
+def _hit(
+    conn: sqlite3.Connection, fused: Fused, mode: str, docs: Sequence[str] | None
+) -> Hit | None:
+    places = [
+        Place(*row)
+        for row in conn.execute(
+            'SELECT c.chunk_id, c.doc_id, d.path, c.start, c."end", c.text, d.title, '
+            "c.section, c.page, d.reader, d.encoding FROM chunks c JOIN documents d "
+            "USING (doc_id) WHERE c.content_hash = ? ORDER BY d.path, c.start, c.chunk_id",
+            (fused.key,),
+        )
+    ]
+    if docs is not None:
+        wanted = set(docs)
+        places = [p for p in places if p.doc_id in wanted]
+    return hit_of(fused, mode, places)
+
+
+__all__ = ["CANDIDATES", "search"]
