@@ -29,8 +29,7 @@ from typing import Any, TextIO
 from .chunking.chunks import Chunk, ChunkWithoutEmbedding, iter_chunks
 from .config import RunSettings
 from .embedders.base import Embedder, embed_chunks
-from .embedders.factory import content_space, open_embedder
-from .embedders.http import HttpEmbedder
+from .embedders.registry import content_space, open_embedder
 from .errors import ConfigError, FuncpipeError, IndexWriteError, RunInterrupted
 from .index import IndexSpace, PendingChunk, VectorIndex, open_index
 from .index.cache import VectorCache
@@ -236,7 +235,7 @@ def build_pipeline(
 ) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
     """The lazy stage chain of one run; creating it does no I/O.
 
-    With an ``executor``, up to ``settings.concurrency`` embedding batches are in flight.
+    With an ``executor``, up to ``embedder.concurrency`` embedding batches are in flight.
     ``seen`` collects the id of every file the walk found that still exists as a
     document (ingested, unchanged or failed): the run prunes the others afterwards.
     Vectors are looked up in and persisted to the index, else to ``cache``.
@@ -279,7 +278,7 @@ def build_pipeline(
         return True
 
     docs = extract_documents(sfilter(keep, read_files(files, ledger)), ledger)
-    chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(embedder)))
+    chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(settings)))
     store = index if index is not None else cache
     embedded = embed_chunks(
         chunks,
@@ -287,7 +286,7 @@ def build_pipeline(
         batch_size=settings.batch_size,
         lookup=store.fetch_vectors if store is not None else None,
         executor=executor,
-        window=settings.concurrency if executor is not None else 1,
+        window=embedder.concurrency if executor is not None else 1,
         persist=store.store_vectors if store is not None else None,
     )
     return circuit_breaker_rate_emit(
@@ -387,15 +386,15 @@ def ingest(
                 )
                 stack.callback(index.close, "index")
                 index.remember(settings.remembered())
-                if index.space.dim and isinstance(embedder, HttpEmbedder):
+                if index.space.dim:
                     embedder.expect_dim(index.space.dim)
             else:
                 cache = VectorCache(ledger)
                 stack.callback(cache.close, "vector cache")
             executor = None
-            if isinstance(embedder, HttpEmbedder) and settings.concurrency > 1:
+            if embedder.concurrency > 1:
                 executor = stack.enter_context(
-                    worker_pool(settings.concurrency, ledger), "worker pool"
+                    worker_pool(embedder.concurrency, ledger), "worker pool"
                 )
             seen: set[str] = set()
             sink = _Sink(
