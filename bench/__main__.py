@@ -15,8 +15,10 @@ from .bench_chunking import bench_chunking
 from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
 from .bench_ingest import bench_ingest
+from .bench_onnx import bench_onnx
 from .bench_policies import bench_policies
 from .bench_rerun import bench_rerun
+from .bench_retrieval import bench_retrieval
 
 Row = dict[str, Any]
 
@@ -27,6 +29,8 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "ingest": bench_ingest,
     "http": bench_http,
     "rerun": bench_rerun,
+    "onnx": bench_onnx,
+    "retrieval": bench_retrieval,
 }
 
 

@@ -105,6 +105,12 @@ def test_the_index_refuses_another_pooling_or_prefix(tmp_path: Path) -> None:
         proc = run_cli("ingest", str(tree), "--index", str(db), flag, value)
         assert proc.returncode == 2
         assert "the index" in proc.stderr and "--reembed" in proc.stderr, proc.stderr
+    (tree / "b.md").write_text(DOCS["kitchen/bread.md"])  # same text: its vector is known
+    plan = run_cli("ingest", str(tree), "--index", str(db), "--plan")
+    entries = {json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line) for line in
+               plan.stdout.splitlines()}  # fmt: skip
+    assert entries["a.md"]["status"] == "unchanged"
+    assert (entries["b.md"]["status"], entries["b.md"]["to_embed"]) == ("new", 0)
     again = run_cli("ingest", str(tree), "--index", str(db), "--report", "none")
     assert again.returncode == 0, again.stderr  # the index's own settings, unasked
 
