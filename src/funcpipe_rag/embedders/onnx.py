@@ -206,19 +206,20 @@ class OnnxEmbedder:
     def embed_batch(self, texts: Sequence[str]) -> list[Result[Vector, ErrInfo]]:
         """One unit vector per text, in input order (see the module docstring)."""
         self._check_open()
-        encodings = self._encode([self._passage_prefix + t for t in texts])
-        out: list[Result[Vector, ErrInfo]] = [
-            e if isinstance(e, Err) else Err(make_errinfo("EMBED/MODEL", "not embedded"))
-            for e in encodings
-        ]
-        ready = [i for i, e in enumerate(encodings) if isinstance(e, Ok)]
-        lengths = [len(encodings[i].value.ids) for i in ready]  # type: ignore[union-attr]
+        results: dict[int, Result[Vector, ErrInfo]] = {}
+        ready: list[tuple[int, Any]] = []  # (input position, encoding)
+        for pos, encoded in enumerate(self._encode([self._passage_prefix + t for t in texts])):
+            if isinstance(encoded, Ok):
+                ready.append((pos, encoded.value))
+            else:
+                results[pos] = encoded
+        lengths = [len(encoding.ids) for _, encoding in ready]
         for group in by_length(lengths, max_rows=self._max_rows, max_tokens=self._max_tokens):
-            positions = [ready[g] for g in group]
-            batch = [encodings[p].value for p in positions]  # type: ignore[union-attr]
-            for p, result in zip(positions, self._run(batch), strict=True):
-                out[p] = result
-        return out
+            batch = [ready[g] for g in group]
+            outcomes = self._run([encoding for _, encoding in batch])
+            for (pos, _), outcome in zip(batch, outcomes, strict=True):
+                results[pos] = outcome
+        return [results[pos] for pos in range(len(texts))]
 
     def embed_query(self, text: str) -> Vector:
         self._check_open()

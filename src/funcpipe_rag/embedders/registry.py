@@ -51,7 +51,7 @@ class EmbedderKind:
     """
 
     name: str
-    help: str  # a few words for --help and the settings table
+    help: str  # a few words for --help and the settings table ("in process" is added)
     opener: str  # "module:function"; the function takes (settings, ledger)
     in_process: bool  # False: a server does the work (and search needs its --url)
     needs_url: bool = False
@@ -78,7 +78,7 @@ KINDS: dict[str, EmbedderKind] = {
     for kind in (
         EmbedderKind(
             name="hash",
-            help="lexical, in process",
+            help="lexical",
             opener="funcpipe_rag.embedders.factory:open_hash",
             in_process=True,
             default_model=HASH_EMBEDDER_VERSION,
@@ -111,7 +111,7 @@ KINDS: dict[str, EmbedderKind] = {
         ),
         EmbedderKind(
             name="onnx",
-            help="a local ONNX model, in process",
+            help="a local ONNX model",
             opener="funcpipe_rag.embedders.onnx:open_onnx",
             in_process=True,
             needs_model=True,
@@ -139,7 +139,7 @@ def describe() -> str:
     ``hash (lexical, in process), openai / ollama / tei (an HTTP server), ...``."""
     groups: dict[str, list[str]] = {}
     for k in KINDS.values():
-        groups.setdefault(k.help, []).append(k.name)
+        groups.setdefault(k.help + (", in process" if k.in_process else ""), []).append(k.name)
     return ", ".join(f"{' / '.join(names)} ({text})" for text, names in groups.items())
 
 
