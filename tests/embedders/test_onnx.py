@@ -69,7 +69,7 @@ def test_paraphrases_are_closer_than_unrelated_sentences(singles: dict[str, np.n
         assert v[a] @ v[b] > 0.5
 
 
-runs = st.lists(st.integers(0, len(TEXTS) - 1), min_size=1, max_size=24)
+runs = st.lists(st.integers(0, len(TEXTS) - 1), min_size=1, max_size=16)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def batchers() -> Iterator[list[OnnxEmbedder]]:
         e.close()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(picks=runs, which=st.integers(0, 3))
 def test_results_stay_in_input_order_whatever_the_batching(
     picks: list[int], which: int, batchers: list[OnnxEmbedder], singles: dict[str, np.ndarray]
