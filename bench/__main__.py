@@ -16,6 +16,7 @@ from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
 from .bench_index_writes import bench_index_writes
 from .bench_ingest import bench_ingest
+from .bench_onnx import bench_onnx
 from .bench_parsers import bench_parsers
 from .bench_policies import bench_policies
 from .bench_postgres import bench_postgres
@@ -40,6 +41,7 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "parsers": bench_parsers,
     "search": bench_search,
     "index-writes": bench_index_writes,
+    "onnx": bench_onnx,
     "retrieval": bench_retrieval,
 }
 

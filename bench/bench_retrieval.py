@@ -7,7 +7,10 @@ were measured to choose the defaults, each on the same questions in the same run
 * hybrid fused by reciprocal rank fusion (k = 60) instead of max-normalised CombSUM;
 * a full-text index without stemming (``unicode61`` instead of ``porter unicode61``);
 * the hash embedder's vector ranking with the question's stopwords left out of its
-  embedding (an idea for that embedder's own query path; not shipped).
+  embedding (an idea for that embedder's own query path; not shipped);
+
+and the same questions on an index built with the in-process semantic model
+(``--embedder onnx``, all-MiniLM-L6-v2 as ``make setup`` assembles it), every mode.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ Row = dict[str, Any]
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "sample_corpus"
 QUERIES = CORPUS / ".eval" / "queries.jsonl"
+MODEL_DIR = REPO / ".venv" / "models" / "all-MiniLM-L6-v2"
 
 
-def _build(db: Path) -> None:
-    cmd = [*_funcpipe_cmd(), "ingest", str(CORPUS), "--index", str(db), "--quiet"]
+def _build(db: Path, *args: str) -> None:
+    cmd = [*_funcpipe_cmd(), "ingest", str(CORPUS), "--index", str(db), "--quiet", *args]
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
@@ -99,4 +103,11 @@ def bench_retrieval() -> list[Row]:
         unstemmed = evaluate(plain, queries, modes=("hybrid", "lexical"))
         for m in unstemmed.modes:
             rows.append(_row(f"eval: {m.mode}, full-text index without stemming", m))
+
+        if not (MODEL_DIR / "model.onnx").is_file():
+            raise SystemExit(f"{MODEL_DIR} is missing: `make setup` assembles the model")
+        semantic = Path(tmp) / "onnx.db"
+        _build(semantic, "--embedder", "onnx", "--model", str(MODEL_DIR))
+        for m in evaluate(semantic, queries).modes:
+            rows.append(_row(f"eval: {m.mode}, --embedder onnx (all-MiniLM-L6-v2)", m))
     return rows

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .chunking.splitter import ChunkerSettings
+from .embedders import registry
 from .embedders.urls import without_credentials
 from .errors import ConfigError, IndexMismatchError
 from .index.base import SEARCH_MODES
@@ -37,7 +38,8 @@ from .readers.decoding import check_encoding
 from .readers.pool import ParseLimits
 from .walk import WalkOptions
 
-EMBEDDERS = ("hash", "openai", "ollama", "tei")
+EMBEDDERS = registry.NAMES
+POOLINGS = ("auto", "mean", "cls", "max")
 REPORTS = ("text", "json", "none")
 
 # Commands a setting can belong to. "ingest" covers --plan and --reembed too.
@@ -144,7 +146,7 @@ class RunSettings:
     embedder: str = setting(
         "hash",
         section="embedder",
-        help="hash (in process) or an HTTP protocol",
+        help=f"how chunks become vectors: {registry.describe()}",
         choices=EMBEDDERS,
         remember=True,
         space=True,
@@ -152,7 +154,7 @@ class RunSettings:
     model: str = setting(
         "",
         section="embedder",
-        help="model name ('' = the embedder's own default)",
+        help="model name, or for onnx the model directory ('' = the embedder's own default)",
         remember=True,
         space=True,
     )
@@ -209,6 +211,39 @@ class RunSettings:
         lo=0,
         hi=1e5,
         commands=QUERY,
+    )
+    threads: int = setting(
+        0,
+        section="embedder",
+        help="threads one onnx model computes with (0 = one per core)",
+        lo=0,
+        hi=256,
+        commands=QUERY,
+    )
+    pooling: str = setting(
+        "auto",
+        section="embedder",
+        help="how an onnx model's token vectors become one (auto = what the model's "
+        "config says, else mean)",
+        choices=POOLINGS,
+        remember=True,
+        space=True,
+    )
+    query_prefix: str = setting(
+        "",
+        section="embedder",
+        help="text put before each search query by an onnx model (e5: 'query: ')",
+        remember=True,
+        space=True,
+        metavar="TEXT",
+    )
+    passage_prefix: str = setting(
+        "",
+        section="embedder",
+        help="text put before each chunk by an onnx model (e5: 'passage: ')",
+        remember=True,
+        space=True,
+        metavar="TEXT",
     )
     include: tuple[str, ...] = setting(
         (),
@@ -311,8 +346,15 @@ class RunSettings:
         for s in SETTINGS:
             check_value(s, getattr(self, s.name))
         check_encoding(self.encoding)
-        if self.embedder != "hash" and not self.url:
+        kind = registry.kind_of(self.embedder)
+        if kind.needs_url and not self.url:
             raise ConfigError(f"--embedder {self.embedder} needs --url (the server's base URL)")
+        if kind.needs_model and not self.model:
+            raise ConfigError(f"--embedder {self.embedder} needs --model {kind.model_hint}")
+        if kind.model_is_path:
+            # One directory, one name: the index remembers it, and a search from another
+            # folder must find the same model.
+            object.__setattr__(self, "model", _absolute(self.model))
         self.chunker  # noqa: B018  (validates chunk_size / overlap now, not at first use)
 
     @property
@@ -413,6 +455,10 @@ def _declared() -> tuple[Setting, ...]:
 
 SETTINGS: tuple[Setting, ...] = _declared()
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def _num(x: float) -> str:
@@ -568,9 +614,13 @@ def resolve(
             if not s.meta.space or s.name not in remembered or not origins[s.name].explicit:
                 continue
             built = coerce(s, remembered[s.name], f"index {index_name}")
-            if merged[s.name] != built:
+            value = merged[s.name]
+            kind = registry.KINDS.get(merged.get("embedder", "hash"))
+            if s.name == "model" and kind is not None and kind.model_is_path:
+                value = _absolute(value)  # as RunSettings keeps it
+            if value != built:
                 raise IndexMismatchError(
-                    f"{origins[s.name]} sets {s.name} = {merged[s.name]!r}, but the index "
+                    f"{origins[s.name]} sets {s.name} = {value!r}, but the index "
                     f"{index_name} was built with {s.name} = {built!r}: drop the setting to "
                     "use the index's own, use another --index (or --collection), or --reembed "
                     "to rebuild it"

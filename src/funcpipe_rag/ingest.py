@@ -29,8 +29,7 @@ from typing import Any, TextIO
 from .chunking.chunks import Chunk, ChunkWithoutEmbedding, iter_chunks
 from .config import RunSettings
 from .embedders.base import Embedder, embed_chunks
-from .embedders.factory import content_space, open_embedder
-from .embedders.http import HttpEmbedder
+from .embedders.registry import content_space, open_embedder
 from .errors import ConfigError, FuncpipeError, IndexWriteError, RunInterrupted
 from .index import (
     ContentClaims,
@@ -265,7 +264,7 @@ def build_pipeline(
     ``files`` is the stream of files to process (the request's walk when None). PDF
     and DOCX files are parsed in ``parsers``' worker processes (without a pool, in this
     process: only for trusted files). With an ``executor``, up to
-    ``settings.concurrency`` embedding batches are in flight.
+    ``embedder.concurrency`` embedding batches are in flight.
     ``seen`` collects the id of every file the walk found that still exists as a
     document (ingested, unchanged or failed): the run prunes the others afterwards.
     Vectors are looked up in and persisted to the index, else to ``cache``; ``claims``
@@ -311,7 +310,7 @@ def build_pipeline(
     docs = extract_documents(
         sfilter(keep, read_files(files, ledger, readers=readers)), ledger, parsers
     )
-    chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(embedder)))
+    chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(settings)))
     store = index if index is not None else cache
     embedded = embed_chunks(
         chunks,
@@ -319,7 +318,7 @@ def build_pipeline(
         batch_size=settings.batch_size,
         lookup=store.fetch_vectors if store is not None else None,
         executor=executor,
-        window=settings.concurrency if executor is not None else 1,
+        window=embedder.concurrency if executor is not None else 1,
         persist=store.store_vectors if store is not None else None,
         claims=claims,
     )
@@ -431,15 +430,15 @@ def ingest(
                 )
                 stack.callback(index.close, "index")
                 index.remember(settings.remembered())
-                if index.space.dim and isinstance(embedder, HttpEmbedder):
+                if index.space.dim:
                     embedder.expect_dim(index.space.dim)
             else:
                 cache = VectorCache(ledger)
                 stack.callback(cache.close, "vector cache")
             executor = None
-            if isinstance(embedder, HttpEmbedder) and settings.concurrency > 1:
+            if embedder.concurrency > 1:
                 executor = stack.enter_context(
-                    worker_pool(settings.concurrency, ledger), "worker pool"
+                    worker_pool(embedder.concurrency, ledger), "worker pool"
                 )
             # Other runs writing the same index share the corpus with this one (claims on
             # files and contents); alone, the walk is the one round.

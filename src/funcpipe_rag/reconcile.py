@@ -22,7 +22,7 @@ from typing import Any
 
 from .chunking.chunks import iter_chunks
 from .config import RunSettings
-from .embedders.factory import planned_content_space, planned_space
+from .embedders.registry import content_space, planned_space
 from .errors import IndexDamagedError, IndexMismatchError
 from .index import (
     Finding,
@@ -126,7 +126,7 @@ def plan(
     parsers = open_parser_pool(settings.parse_limits(), ledger)  # started on the first PDF
     try:
         _check_space(index, settings)
-        space = planned_content_space(settings)
+        space = content_space(settings)
         stored = {d.doc_id: d for d in index.documents()} if index is not None else {}
         seen: set[str] = set()
         for r in _raw_files(roots, settings, ledger):

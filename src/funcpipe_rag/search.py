@@ -8,58 +8,53 @@ the query into the index's vector space and builds the :class:`~funcpipe_rag.ind
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from .config import RunSettings
+from .config import BY_NAME, RunSettings, coerce
+from .embedders import registry
 from .embedders.base import Vector
-from .embedders.factory import InProcessHashEmbedder, open_http_embedder
-from .errors import ConfigError, EmbeddingUnavailableError, IndexMismatchError
+from .errors import ConfigError, IndexMismatchError
 from .index import Hit, IndexSpace, Query, VectorIndex, open_index
 from .policies.ledger import ResourceLedger
-from .result import Err
+
+_FROM_SPACE = frozenset({"embedder", "model", "dim"})
 
 
 def _embed_query(
-    space: IndexSpace, query: str, url: str, ledger: ResourceLedger, settings: RunSettings
+    space: IndexSpace,
+    remembered: Mapping[str, Any],
+    query: str,
+    url: str,
+    ledger: ResourceLedger,
+    settings: RunSettings,
 ) -> Vector:
-    """The query in the index's own vector space: same embedder, model and dimension.
+    """The query in the index's own vector space: the registry entry, model, dimension
+    and the other vector-space settings (an onnx model's pooling and prefixes) that the
+    index was built with.
 
     Over HTTP the request has the bounds of an ingest batch (``settings``' timeouts,
     retry budget as its total deadline, answer cap), so a hostile or broken server
     cannot hold a search longer than the budget.
     """
-    if space.embedder == "hash":
-        local = InProcessHashEmbedder(dim=space.dim, model=space.model, ledger=ledger)
-        try:
-            return local.embed_query(query)
-        finally:
-            local.close()
-    if not url:
-        raise ConfigError(
-            f"the index was built with --embedder {space.embedder} (model {space.model}); "
-            "give the server's --url (or FUNCPIPE_URL) to embed the query"
-        )
-    remote = open_http_embedder(
-        settings,
-        ledger,
-        protocol=space.embedder,
-        url=url,
-        model="" if space.model == "default" else space.model,
-        concurrency=1,
-    )
+    built = {  # embedder, model and dim come from the space itself
+        name: coerce(BY_NAME[name], value, "the index")
+        for name, value in remembered.items()
+        if name in BY_NAME and BY_NAME[name].meta.space and name not in _FROM_SPACE
+    }
+    base = dataclasses.replace(settings, **built, url=url or settings.url)
+    embedder = registry.open_embedder(registry.query_settings(space, base), ledger)
     try:
-        (result,) = remote.embed_batch([query])
+        vector = embedder.embed_query(query)
     finally:
-        remote.close()
-    if isinstance(result, Err):
-        raise EmbeddingUnavailableError(f"cannot embed the query: {result.error.msg}")
-    if result.value.size != space.dim:
+        embedder.close()
+    if vector.size != space.dim:
         raise IndexMismatchError(
-            f"the server answers {result.value.size}-d, the index holds {space.dim}-d"
+            f"the {space.embedder} embedder gives {vector.size}-d vectors, "
+            f"the index holds {space.dim}-d"
         )
-    vector: Vector = result.value / max(float(np.linalg.norm(result.value)), 1e-12)
     return vector
 
 
@@ -67,7 +62,7 @@ def query_vector(
     index: VectorIndex, text: str, url: str, ledger: ResourceLedger, settings: RunSettings
 ) -> Vector:
     """``text`` embedded the way ``index`` was built (its embedder, model and dimension)."""
-    return _embed_query(index.space, text, url, ledger, settings)
+    return _embed_query(index.space, index.remembered, text, url, ledger, settings)
 
 
 def search_index(
@@ -87,9 +82,10 @@ def search_index(
     ``mode`` is ``hybrid`` (BM25 and cosine rankings fused), ``vector`` (cosine) or
     ``lexical`` (BM25); ``paths`` keeps hits from files matching one of these globs;
     hits scoring below ``min_score`` are dropped. Lexical search embeds nothing, so it
-    needs no embedding server. ``settings`` supplies the HTTP embedder's timeouts, retry
-    budget, answer cap and encoding (built-in defaults when None); the vector space
-    always comes from the index.
+    needs no embedding server. Vector scores are cosine similarities: every embedder's
+    ``embed_query`` gives a unit vector. ``settings`` supplies the HTTP embedder's
+    timeouts, retry budget, answer cap and encoding, and an onnx model's threads
+    (built-in defaults when None); the vector space always comes from the index.
     """
     if not query.strip():
         raise ConfigError("the query is empty")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from funcpipe_rag.cli.app import app
 from funcpipe_rag.config import SETTINGS, Setting, default_toml, markdown_table
+from funcpipe_rag.embedders.registry import KINDS
 from funcpipe_rag.index import index_name, is_postgres
 from funcpipe_rag.serve import EmbeddingServer
 from tests.cli.helpers import (
@@ -83,14 +84,18 @@ def test_each_setting_is_reached_by_its_flag_env_and_toml_key(
         )  # fmt: skip
         cfg = tmp_path / f"{s.name}.toml"
         cfg.write_text(f"[{s.section}]\n{s.name} = {toml_value}\n")
-        extra = {"url": "http://127.0.0.1:9"} if s.name == "embedder" else {}
+        extra: dict[str, str] = {}  # what the other embedder needs besides itself
+        if s.name == "embedder":
+            kind = KINDS[raw]
+            extra.update({"url": "http://127.0.0.1:9"} if kind.needs_url else {})
+            extra.update({"model": "m"} if kind.needs_model else {})
+        extra_flags = [arg for name, value in extra.items() for arg in (f"--{name}", value)]
+        extra_env = {f"FUNCPIPE_{name.upper()}": value for name, value in extra.items()}
         flag_args = [s.flag] if s.kind is bool else [s.flag, raw]
-        if extra:
-            flag_args += ["--url", extra["url"]]
         for how, args, env in (
-            ("flag", flag_args, {}),
-            ("env", [], {s.env: raw, **({"FUNCPIPE_URL": extra["url"]} if extra else {})}),
-            ("file", ["--config", str(cfg)] + (["--url", extra["url"]] if extra else []), {}),
+            ("flag", flag_args + extra_flags, {}),
+            ("env", [], {s.env: raw, **extra_env}),
+            ("file", ["--config", str(cfg), *extra_flags], {}),
         ):
             clean = {k: None for k in os.environ if k.startswith("FUNCPIPE_")}
             result = RUNNER.invoke(app, ["config", "--json", *args], env={**clean, **env})

@@ -105,14 +105,17 @@ def test_three_workers_pay_each_content_once_and_match_one_sqlite_worker(
             hits = top_hits(pg_database, query, server.url)
             assert hits == top_hits(ref_db, query, server.url) and len(hits) >= 3
     # A second pass finds everything else unchanged, pays nothing, and prunes the deleted
-    # file once, for both workers.
+    # file once, for both workers. All unchanged, a pass is quick: the second worker may
+    # join it (each file checked by one of the two) or start after it ended (a pass of
+    # its own, which checks every file again) -- both are right; nothing else is.
     (tree / "d0" / "f0.md").unlink()
     with EmbeddingServer() as server:
         again = [start_worker(tree, pg_database, server, r) for r in reports[:2]]
         assert [code for code, _ in finish(again)] == [0, 0]
         assert server.stats()["inputs"] == 0
     second = [read_report(r) for r in reports[:2]]
-    assert sum(d["files"]["unchanged"] for d in second) == count(ref_db, "documents") - 1
+    left = count(ref_db, "documents") - 1
+    assert sum(d["files"]["unchanged"] for d in second) in (left, 2 * left)
     assert sum(d["files"]["pruned"] for d in second) == 1
     assert count(pg_database, "documents") == count(ref_db, "documents") - 1
     assert run_cli("verify", "--index", pg_database, str(tree)).returncode == 0

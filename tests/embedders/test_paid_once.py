@@ -41,6 +41,7 @@ class CountingEmbedder:
     finish in any order); fails the texts in ``poisoned``."""
 
     name, model, dim = "count", "m", 4
+    concurrency = 1
 
     def __init__(self, seed: int, poisoned: frozenset[str] = frozenset()) -> None:
         self.sent: Counter[str] = Counter()
@@ -59,6 +60,18 @@ class CountingEmbedder:
             else Ok(np.full(4, float(len(t)), dtype=np.float32))
             for t in texts
         ]
+
+    def embed_query(self, text: str) -> Vector:
+        return np.full(4, float(len(text)), dtype=np.float32)
+
+    def expect_dim(self, dim: int) -> None:
+        assert dim == self.dim
+
+    def cancel_inflight(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

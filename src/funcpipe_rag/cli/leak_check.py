@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..embedders.registry import NAMES
 from ..errors import ConfigError
 from ..leakcheck import SCENARIOS, Target, leak_exit_code, run_leak_check
 from ..summary import EXIT_USAGE
@@ -29,10 +30,17 @@ def leak_check_command(
         bool, typer.Option("--json", help="Print the matrix as one JSON document on stdout.")
     ] = False,
     embedder: Annotated[
-        str | None, typer.Option("--embedder", help="hash, openai, ollama or tei.")
+        str | None,
+        typer.Option(
+            "--embedder",
+            help=f"One of {', '.join(NAMES)}; an in-process one (hash, onnx) runs the "
+            "consumer, producer and early-break scenarios.",
+        ),
     ] = None,
     url: Annotated[str | None, typer.Option("--url", help="Your embedding server.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name (for onnx: the model directory).")
+    ] = None,
     index: Annotated[
         str | None,
         typer.Option(

@@ -1,8 +1,10 @@
 """What every embedder offers, and the batching stage that drives one.
 
 An embedder turns a batch of texts into one ``Result`` per text (so a single bad input
-can fail alone) and owns whatever it holds (an HTTP client, a pool): ``close()`` is
-idempotent, and use after close raises ``ResourceClosedError``.
+can fail alone) and owns whatever it holds (an HTTP client, a model session): ``close()``
+is idempotent, and use after close raises ``ResourceClosedError``. Which embedders exist
+and how each is opened is the registry's business (:mod:`.registry`); the orchestrators
+know only this protocol.
 """
 
 from __future__ import annotations
@@ -29,11 +31,44 @@ Vector = npt.NDArray[np.float32]
 
 
 class Embedder(Protocol):
+    """One embedding model behind one resource.
+
+    ``name`` / ``model`` / ``dim`` identify the vector space (``dim`` is 0 until known:
+    an HTTP model's arrives with its first answer). ``concurrency`` is how many batches
+    are worth having in flight at once: above 1 the embedding stage runs that many on
+    worker threads, so ``embed_batch`` must then be thread-safe.
+    """
+
     name: str
     model: str
     dim: int
 
-    def embed_batch(self, texts: Sequence[str]) -> list[Result[Vector, ErrInfo]]: ...
+    @property
+    def concurrency(self) -> int: ...
+
+    def embed_batch(self, texts: Sequence[str]) -> list[Result[Vector, ErrInfo]]:
+        """One result per text, in input order; a failure is an ``Err``, never raised."""
+        ...
+
+    def embed_query(self, text: str) -> Vector:
+        """One search query as a unit vector in the same space as the passages;
+        raises :class:`~funcpipe_rag.errors.EmbeddingUnavailableError` when it cannot."""
+        ...
+
+    def expect_dim(self, dim: int) -> None:
+        """The index holds ``dim``-d vectors: fix the dimension now, or raise
+        :class:`~funcpipe_rag.errors.ConfigError` if this model's differs."""
+        ...
+
+    def cancel_inflight(self) -> None:
+        """Make the batches running on other threads fail at once (``Err``s) and start
+        no new work until :meth:`resume`; the embedding stage calls it when it is closed
+        early. An embedder whose batches cannot be interrupted does nothing."""
+        ...
+
+    def resume(self) -> None:
+        """Accept work again after :meth:`cancel_inflight`."""
+        ...
 
     def close(self) -> None: ...
 
@@ -147,8 +182,8 @@ def embed_chunks(
 
     Closed early, the stage cancels queued batches, gives the batches in flight
     ``grace_s`` seconds to finish (their vectors are persisted: they are paid for),
-    asks the embedder to fail the rest at once (``cancel_inflight``, when it has one),
-    waits for them, and only then closes its upstream: no request outlives the stage.
+    asks the embedder to fail the rest at once (``cancel_inflight``), waits for them,
+    and only then closes its upstream: no request outlives the stage.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -307,12 +342,9 @@ def _abandon(in_flight: list[_Pending], embedder: Embedder, grace_s: float) -> N
     futures = [f for f in running if isinstance(f, Future)]
     if futures and grace_s > 0:
         wait(futures, timeout=grace_s)
-    cancel = getattr(embedder, "cancel_inflight", None)
-    if callable(cancel) and any(not f.done() for f in futures):
-        cancel()
+    if any(not f.done() for f in futures):
+        embedder.cancel_inflight()
     for future in running:
         with contextlib.suppress(Exception):
             future.result()
-    resume = getattr(embedder, "resume", None)
-    if callable(resume):
-        resume()
+    embedder.resume()

@@ -1,4 +1,5 @@
-"""Build the embedder a run's settings ask for."""
+"""Open the built-in embedders from a run's settings (the registry's openers), and the
+names the rest of the program used before the registry existed."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..config import RunSettings
-from ..errors import ResourceClosedError
+from ..errors import ConfigError, ResourceClosedError
 from ..policies.ledger import ResourceLedger
 from ..policies.retries import RetryPolicy
 from ..result import Err, ErrInfo, Ok, Result, make_errinfo
+from . import registry
 from .base import Embedder, Vector
 from .hashing import HASH_EMBEDDER_VERSION, HashEmbedder
 from .http import HttpEmbedder
@@ -21,6 +23,7 @@ class InProcessHashEmbedder:
     """The default embedder: :class:`HashEmbedder` behind the :class:`Embedder` protocol."""
 
     name = "hash"
+    concurrency = 1  # microseconds a chunk: a worker thread would cost more than it saves
 
     def __init__(self, *, dim: int, model: str, ledger: ResourceLedger) -> None:
         self._impl = HashEmbedder(dim=dim, model=model or HASH_EMBEDDER_VERSION)
@@ -43,7 +46,19 @@ class InProcessHashEmbedder:
         return out
 
     def embed_query(self, text: str) -> Vector:
+        if self._closed:
+            raise ResourceClosedError("the embedding client is closed")
         return self._impl.embed_query(text)
+
+    def expect_dim(self, dim: int) -> None:
+        if dim != self.dim:
+            raise ConfigError(f"the hash embedder makes {self.dim}-d vectors, the index {dim}-d")
+
+    def cancel_inflight(self) -> None:
+        """Nothing to cancel: a batch runs on the consuming thread, in microseconds."""
+
+    def resume(self) -> None:
+        """Nothing was cancelled."""
 
     def close(self) -> None:
         if not self._closed:
@@ -60,10 +75,13 @@ def api_key_from_env(embedder: str, env: Mapping[str, str] | None = None) -> str
     return key or None
 
 
-def open_embedder(settings: RunSettings, ledger: ResourceLedger) -> Embedder:
-    """The embedder for ``settings``; the caller owns it and must close it."""
-    if settings.embedder == "hash":
-        return InProcessHashEmbedder(dim=settings.dim, model=settings.model, ledger=ledger)
+def open_hash(settings: RunSettings, ledger: ResourceLedger) -> InProcessHashEmbedder:
+    """The registry's opener of ``hash``."""
+    return InProcessHashEmbedder(dim=settings.dim, model=settings.model, ledger=ledger)
+
+
+def open_http(settings: RunSettings, ledger: ResourceLedger) -> HttpEmbedder:
+    """The registry's opener of the HTTP protocols (``openai``, ``ollama``, ``tei``)."""
     return open_http_embedder(
         settings,
         ledger,
@@ -72,6 +90,11 @@ def open_embedder(settings: RunSettings, ledger: ResourceLedger) -> Embedder:
         model=settings.model,
         concurrency=settings.concurrency,
     )
+
+
+def open_embedder(settings: RunSettings, ledger: ResourceLedger) -> Embedder:
+    """The embedder for ``settings``; the caller owns it and must close it."""
+    return registry.open_embedder(settings, ledger)
 
 
 def open_http_embedder(
@@ -103,26 +126,12 @@ def open_http_embedder(
     )
 
 
-def content_space(embedder: Embedder) -> str:
-    """What a content hash must include of the vector space.
-
-    The hash embedder's dimension is the user's choice, so it is part of the key; an
-    HTTP model fixes its own dimension, which is only known after the first answer.
-    """
-    if embedder.name == "hash":
-        return f"hash:{embedder.model}:{embedder.dim}"
-    return f"{embedder.name}:{embedder.model}"
-
-
 def planned_space(settings: RunSettings) -> tuple[str, str, int]:
     """(embedder, model, dim) that a run with ``settings`` will use, without opening
-    anything; dim is 0 for HTTP embedders (learned from the first answer)."""
-    if settings.embedder == "hash":
-        return "hash", settings.model or HASH_EMBEDDER_VERSION, settings.dim
-    return settings.embedder, settings.model or "default", 0
+    anything (see :func:`.registry.planned_space`)."""
+    return registry.planned_space(settings)
 
 
 def planned_content_space(settings: RunSettings) -> str:
-    """:func:`content_space` of the embedder ``settings`` would open."""
-    name, model, dim = planned_space(settings)
-    return f"hash:{model}:{dim}" if name == "hash" else f"{name}:{model}"
+    """The content-space key of a run with ``settings`` (:func:`.registry.content_space`)."""
+    return registry.content_space(settings)

@@ -45,8 +45,9 @@ import time
 from collections.abc import Sequence
 
 import httpx
+import numpy as np
 
-from ..errors import ConfigError, ResourceClosedError
+from ..errors import ConfigError, EmbeddingUnavailableError, ResourceClosedError
 from ..policies.ledger import ResourceLedger
 from ..policies.retries import Clock, RetryPolicy
 from ..result import Err, ErrInfo, Ok, Result
@@ -132,6 +133,9 @@ class HttpEmbedder:
             raise ConfigError(f"max_answer_mb must be >= 0, got {max_answer_mb}")
         self.name = protocol
         self.model = model or "default"
+        # Batches in flight at once: the embedding stage runs this many on worker
+        # threads, and the pool keeps as many keep-alive connections.
+        self.concurrency = concurrency
         self._endpoint = self._url.endpoint
         self._encoding = encoding_format
         self._encoding_lock = threading.Lock()
@@ -226,6 +230,15 @@ class HttpEmbedder:
             out.extend(self._embed_slice(texts[start:end], deadline))
             start = end
         return out
+
+    def embed_query(self, text: str) -> Vector:
+        """One query, with the bounds of a batch (timeouts, retry budget as its total
+        deadline, answer cap), normalised to unit length (servers need not normalise)."""
+        (result,) = self.embed_batch([text])
+        if isinstance(result, Err):
+            raise EmbeddingUnavailableError(f"cannot embed the query: {result.error.msg}")
+        vector: Vector = result.value / max(float(np.linalg.norm(result.value)), 1e-12)
+        return vector
 
     def _embed_slice(self, texts: Sequence[str], deadline: float) -> list[Result[Vector, ErrInfo]]:
         outcome = self._with_retries(texts, deadline)

@@ -19,8 +19,6 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-import httpx
-
 from ..errors import ConfigError
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -99,6 +97,10 @@ class ServerUrl:
         With ``strip_v1`` one trailing ``/v1`` of the base is dropped, so the base URL
         form the OpenAI SDK documents (``http://host:8000/v1``) works as well.
         """
+        # Imported here: the settings import this module, and httpx imports its own
+        # command line (click, Rich) whenever click is installed.
+        import httpx
+
         text = url.strip()
         if not text.lower().startswith(("http://", "https://")):
             raise ConfigError(
