@@ -271,6 +271,18 @@ def test_text_results_are_plain_when_piped(small_index: tuple[Path, str]) -> Non
     assert lines[4].startswith("2. ")
 
 
+def test_a_hit_only_one_ranking_nominated_shows_a_dash_for_the_other(
+    small_index: tuple[Path, str],
+) -> None:
+    # No chunk holds these words: the lexical ranking nominates nothing, every hit comes
+    # from the vector ranking alone (a regression: the text output raised on it).
+    _, db = small_index
+    proc = run_cli("search", "xyzzy plugh", "--index", db, "-k", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert re.fullmatch(r"   vector #1 [-\d.]+ · lexical -", lines[1]), lines[1]
+
+
 def _on_a_terminal(args: list[str], **env: str) -> bytes:
     """What the command writes to stdout when stdout is a pseudo-terminal."""
     full_env = cli_env(COLUMNS="200", **env)

@@ -234,14 +234,21 @@ def _hit_lines(rank: int, hit: Hit, query: str) -> tuple[str, str, Any]:
     from ..passages import best_passage
 
     where = f"{hit.path} [{hit.start}:{hit.end}]"
+    # A section path usually starts with the document's title heading: show it once.
+    section_has_title = hit.section == hit.title or hit.section.startswith(hit.title + " > ")
     extra = [x for x in (hit.title, hit.section) if x]
+    if hit.title and hit.section and section_has_title:
+        extra = [hit.section]
     if hit.page is not None:
         extra.append(f"p. {hit.page}")
     header = f"{rank}. {hit.score:.3f}  {where}" + (f"  ({' · '.join(extra)})" if extra else "")
     why = ""
     if hit.mode == "hybrid":
+        # A ranking that did not nominate the hit has no rank and no score: a dash.
         why = " · ".join(
-            f"{c.mode} {'#' + str(c.rank) if c.rank else '-'} {c.score:.3f}"
+            f"{c.mode} #{c.rank} {c.score:.3f}"
+            if c.rank is not None and c.score is not None
+            else f"{c.mode} -"
             for c in hit.contributions
         )
     return header, why, best_passage(hit.text, query)
