@@ -16,6 +16,7 @@ and the same questions on an index built with the in-process semantic model
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -42,7 +43,9 @@ Row = dict[str, Any]
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "sample_corpus"
 QUERIES = CORPUS / ".eval" / "queries.jsonl"
-MODEL_DIR = REPO / ".venv" / "models" / "all-MiniLM-L6-v2"
+MODEL_DIR = Path(
+    os.environ.get("FUNCPIPE_TEST_MODEL_DIR") or REPO / ".venv" / "models" / "all-MiniLM-L6-v2"
+)
 
 
 def _build(db: Path, *args: str) -> None:
@@ -62,7 +65,7 @@ def _row(name: str, m: ModeMetrics) -> Row:
     }
 
 
-def _vector_without_stopwords(db: Path) -> ModeMetrics:
+def _without_stopwords(db: Path, mode: str) -> ModeMetrics:
     queries = load_queries(QUERIES)
     ledger = ResourceLedger()
     scores = []
@@ -70,10 +73,10 @@ def _vector_without_stopwords(db: Path) -> ModeMetrics:
         for q in queries:
             text = " ".join(query_terms(q.text))
             vector = query_vector(index, text, "", ledger, RunSettings())
-            hits = index.search(Query(text=q.text, vector=vector, mode="vector", k=DEPTH))
+            hits = index.search(Query(text=q.text, vector=vector, mode=mode, k=DEPTH))
             relevance = [answered(h, q) for h in hits]
-            scores.append(score_ranking(q.id, "vector", relevance, len(q.labels)))
-    return summarise("vector", scores)
+            scores.append(score_ranking(q.id, mode, relevance, len(q.labels)))
+    return summarise(mode, scores)
 
 
 def bench_retrieval() -> list[Row]:
@@ -87,7 +90,10 @@ def bench_retrieval() -> list[Row]:
             rows.append(_row(f"eval: {m.mode} (default)", m))
         rrf = evaluate(db, queries, modes=("hybrid",), fusion="rrf")
         rows.append(_row("eval: hybrid fused by RRF (k=60)", rrf.modes[0]))
-        rows.append(_row("eval: vector, query without stopwords", _vector_without_stopwords(db)))
+        for mode in ("vector", "hybrid"):
+            rows.append(
+                _row(f"eval: {mode}, hash query without stopwords", _without_stopwords(db, mode))
+            )
 
         plain = Path(tmp) / "unstemmed.db"
         stemmed = sqlite_lexical.SCHEMA

@@ -52,8 +52,11 @@ def finish(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[tup
 
 
 def top_hits(target: str, query: str, url: str, k: int = 10) -> list[tuple[str, float]]:
-    """The hits above the k-th score (ties at the cut may fall either way), by chunk."""
-    proc = run_cli("search", query, "--index", target, "--json", "-k", str(k), "--url", url)
+    """The vector hits above the k-th score (ties at the cut may fall either way), by
+    chunk: both backends rank vectors by the exact cosine (their lexical scores differ in
+    scale: BM25 in SQLite, ts_rank in PostgreSQL, so hybrid scores differ too)."""
+    proc = run_cli("search", query, "--index", target, "--json", "-k", str(k), "--url", url,
+                   "--mode", "vector")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     hits = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(hits) == k
