@@ -55,9 +55,8 @@ class LightCoercion:
             return value
         if type(value) is str and value in self._choices:
             return value
-        if self._str_list and type(value) in (tuple, list):
-            if all(type(v) is str for v in value):
-                return list(value)
+        if self._str_list and type(value) in (tuple, list) and all(type(v) is str for v in value):
+            return list(value)
         if self._typer is None:
             from typer._coercion import build_runtime_param
 
