@@ -332,12 +332,10 @@ def _whole_spans(text: str, size: int, overlap: int) -> list[tuple[int, int, str
             lo = start + 1
         candidate = -1
         if lo < end:
-            candidate = lo
-            if text[lo].isspace() or not text[lo - 1].isspace():
-                # The first word start after lo: whitespace, then non-whitespace.
-                word = word_start(text, lo, end)
-                if word is not None:
-                    candidate = word.start() + 1
+            # The first word start in text[lo:end] is the first whitespace followed by
+            # non-whitespace from lo - 1 on (lo itself after a whitespace); else lo.
+            word = word_start(text, lo - 1, end)
+            candidate = lo if word is None else word.start() + 1
         found = non_ws(text, end)
         if found is None:
             return out
