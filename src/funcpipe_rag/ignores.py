@@ -22,9 +22,10 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from pathspec import GitIgnoreSpec
+if TYPE_CHECKING:  # imported when a tree has an ignore file: most runs never need it
+    from pathspec import GitIgnoreSpec
 
 IGNORE_FILES = (".gitignore", ".ignore")  # later files override earlier ones
 _MAX_IGNORE_FILE = 1 << 20
@@ -38,6 +39,8 @@ class _Layer:
 
 def _compile(lines: list[str]) -> GitIgnoreSpec | None:
     """The spec of ``lines``; a line git would not understand is dropped, not fatal."""
+    from pathspec import GitIgnoreSpec
+
     try:
         spec = GitIgnoreSpec.from_lines(lines)
     except ValueError:

@@ -313,3 +313,25 @@ def test_overlap_starts_inside_a_word_longer_than_the_overlap() -> None:
 def test_settings_must_be_chunker_settings() -> None:
     with pytest.raises(ConfigError):
         iter_spans(["text"], {"chunk_size": 5})  # type: ignore[arg-type]
+
+
+# The whole-text fast path (split_text) against the streaming algorithm (iter_spans), on
+# texts of words between separators — every separator and near-misses of them: marks
+# not followed by a space, tabs and carriage returns only in some texts (the fast path
+# never searches for a separator the text lacks), non-ASCII whitespace and CJK stops.
+WORDS = ["a", "bb", "word", "Lorem", "é", "漢字", "x" * 13, "os.path", "v1.2"]
+SEPARATORS = [
+    " ", "  ", "\n", "\n\n", "\n\r\n", "\r\n", "\r", "\t", "\f", "\v", "\u2003", "\u3000",
+    ". ", "! ", "? ", ".\n", "!\n", "?\n", ".\t", ".\r", ".", "!", "?", "。", "\uff01", "\uff1f",
+]  # fmt: skip
+fast_texts = st.lists(
+    st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPARATORS)), max_size=80
+).map(lambda pairs: "".join(w + s for w, s in pairs))
+
+
+@settings(max_examples=400)
+@given(full=fast_texts, cfg=chunker_settings())
+def test_the_whole_text_fast_path_cuts_as_the_streaming_algorithm(
+    full: str, cfg: ChunkerSettings
+) -> None:
+    assert split_text(full, cfg) == list(iter_spans(iter([full]), cfg))

@@ -115,3 +115,10 @@ def test_importing_the_library_imports_no_optional_runtime() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_registry_names_the_hash_model_as_the_hash_embedder_does() -> None:
+    from funcpipe_rag.embedders.hashing import HASH_EMBEDDER_VERSION
+
+    assert registry.HASH_EMBEDDER_VERSION == HASH_EMBEDDER_VERSION
+    assert KINDS["hash"].default_model == HASH_EMBEDDER_VERSION

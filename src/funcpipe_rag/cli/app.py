@@ -1,27 +1,36 @@
-"""The ``funcpipe`` Typer application: wires the commands, nothing else."""
+"""The ``funcpipe`` Typer application: wires the commands, nothing else.
+
+Each command's module is imported only when the application is built for it: a run of
+``funcpipe ingest`` builds an application with that one command, so it never imports
+(or lets Typer process the parameters of) ``serve``, ``leak-check`` and the rest, whose
+imports (httpx, the server) would cost more than a ``--plan`` of an unchanged tree.
+``app`` (for tests and ``--help``) holds every command.
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import typer
+import typer.main
 
-from .config import config_command
-from .eval import eval_command
-from .ingest import ingest_command
-from .leak_check import leak_check_command
-from .search import search_command
-from .serve import serve_command
-from .verify import verify_command
+from .coercion import lighten
 
-app = typer.Typer(
-    name="funcpipe",
-    help=(
-        "RAG ingestion that never leaks a resource and never loses paid embedding work.\n\n"
-        "Data goes to stdout (NDJSON with --jsonl); progress, reports and errors go to stderr."
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-
+# Command name -> "module:function" under funcpipe_rag.cli, in the order --help lists them.
+COMMANDS: dict[str, str] = {
+    "ingest": "ingest:ingest_command",
+    "search": "search:search_command",
+    "eval": "eval:eval_command",
+    "leak-check": "leak_check:leak_check_command",
+    "verify": "verify:verify_command",
+    "serve": "serve:serve_command",
+    "config": "config:config_command",
+}
+# Commands that print their help when called with no arguments.
+_ARGS_HELP = frozenset({"ingest", "search", "eval"})
 
 _KEY_DEPENDENCIES = ("typer", "rich", "httpx", "numpy")
 
@@ -43,7 +52,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False,
@@ -56,15 +64,52 @@ def _root(
     """RAG ingestion that never leaks a resource and never loses paid embedding work."""
 
 
-app.command("ingest", no_args_is_help=True)(ingest_command)
-app.command("search", no_args_is_help=True)(search_command)
-app.command("eval", no_args_is_help=True)(eval_command)
-app.command("leak-check")(leak_check_command)
-app.command("verify")(verify_command)
-app.command("serve")(serve_command)
-app.command("config")(config_command)
+def _command(name: str) -> Callable[..., Any]:
+    module, _, function = COMMANDS[name].partition(":")
+    fn: Callable[..., Any] = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+    return fn
+
+
+def build_app(names: Iterable[str] = COMMANDS) -> typer.Typer:
+    """The application with the commands ``names`` (all by default)."""
+    built = typer.Typer(
+        name="funcpipe",
+        help=(
+            "RAG ingestion that never leaks a resource and never loses paid embedding work.\n\n"
+            "Data goes to stdout (NDJSON with --jsonl); progress, reports and errors go to "
+            "stderr."
+        ),
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    built.callback()(_root)
+    for name in names:
+        built.command(name, no_args_is_help=name in _ARGS_HELP)(_command(name))
+    return built
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def app_for(argv: list[str]) -> typer.Typer:
+    """The application a command line needs: only its command when it names one first
+    (anything else — ``--help``, ``--version``, a typo — gets every command)."""
+    if argv and argv[0] in COMMANDS:
+        return build_app([argv[0]])
+    return build_app()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Runs the click command Typer builds, as ``Typer.__call__`` does (its exception hook
+    only matters with pretty exceptions, which are off), after :func:`.coercion.lighten`.
+    """
+    command = typer.main.get_command(app_for(sys.argv[1:]))
+    lighten(command)
+    command()

@@ -17,7 +17,6 @@ import typer
 from ..config import RunSettings
 from ..errors import RunInterrupted
 from ..index import leftover_rebuild
-from ..ingest import IngestRequest, ingest
 from ..reconcile import plan as plan_run
 from ..summary import EXIT_PARTIAL, EXIT_SIGPIPE, RunSummary, headline
 from ..walk import measure_tree, read_path_list
@@ -218,6 +217,8 @@ def ingest_command(
                 )
             if plan:
                 raise typer.Exit(_plan(paths, settings, from_stdin, null))
+            from ..ingest import IngestRequest, ingest  # not needed by --plan: numpy
+
             request = IngestRequest(
                 settings=settings,
                 roots=() if from_stdin else tuple(paths),

@@ -43,8 +43,13 @@ def error_line(message: str) -> None:
 
 
 def note_line(message: str) -> None:
-    """One informational line on stderr."""
-    stderr_console().print(message, markup=False, highlight=False, soft_wrap=True)
+    """One informational line on stderr, as it is (no markup, no emoji codes, no wrap).
+
+    Written without Rich: a plain line needs none, and ``ingest --plan`` then never
+    imports it.
+    """
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
 
 
 def _clock(seconds: float) -> str:

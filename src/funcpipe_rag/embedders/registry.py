@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError
-from .hashing import HASH_EMBEDDER_VERSION
+
+# The hash embedder's model name (hashing.HASH_EMBEDDER_VERSION, which a test keeps equal):
+# named here so that reading the registry does not import the embedder and numpy with it.
+HASH_EMBEDDER_VERSION = "hash-ngram-v1"
 
 if TYPE_CHECKING:
     from ..config import RunSettings

@@ -59,7 +59,7 @@ from ..errors import (
     ResourceClosedError,
 )
 from ..policies.ledger import Handle, ResourceLedger
-from . import sqlite_lexical, sqlite_search, sqlite_vectors
+from . import sqlite_lexical, sqlite_vectors
 from .base import (
     FileShare,
     Finding,
@@ -678,6 +678,8 @@ class SqliteIndex:
                 f"the query has {query.vector.size} dimensions, the index holds {self.space.dim}"
             )
         with self._guard("searching"):
+            from . import sqlite_search  # numpy: only a search needs it
+
             return sqlite_search.search(conn, query)
 
     # -- writes -----------------------------------------------------------------------

@@ -22,9 +22,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported where vectors are touched: an index opened
+    import numpy as np  # only to plan or verify a tree never loads it
+    import numpy.typing as npt
 
 SCHEMA = (
     (
@@ -70,6 +72,8 @@ def refresh(conn: sqlite3.Connection, touched: Iterable[int], new_block: int) ->
 
 
 def _rewrite(conn: sqlite3.Connection, block: int) -> None:
+    import numpy as np
+
     rows = conn.execute(
         "SELECT rowid, vector FROM vectors WHERE content_hash IN "
         "(SELECT content_hash FROM chunks WHERE block = ?) ORDER BY rowid",
@@ -89,6 +93,8 @@ def _rewrite(conn: sqlite3.Connection, block: int) -> None:
 def unit_rows(blob: bytes, n: int) -> npt.NDArray[np.float32]:
     """``n`` packed little-endian float32 vectors as unit-length rows (a zero row stays
     zero: it has no direction and scores 0 against every query)."""
+    import numpy as np
+
     matrix = np.frombuffer(blob, dtype="<f4").reshape(n, -1).astype(np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix /= np.maximum(norms, 1e-12)
@@ -125,6 +131,8 @@ def scan(
     is scored; a block's best ``n`` can hold any of the overall best ``n``, because its
     contents are distinct. Memory: one block plus a pool of a few ``n`` candidates.
     """
+    import numpy as np
+
     if allowed is not None and not allowed.size:
         return []
     q = np.ascontiguousarray(query, dtype=np.float32)
@@ -158,6 +166,8 @@ def _best(
     vids: list[npt.NDArray[np.int64]], scores: list[npt.NDArray[np.float32]], n: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """The best ``n`` distinct vids of a pool (each at its best score), best first."""
+    import numpy as np
+
     if not vids:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     all_vids, all_scores = np.concatenate(vids), np.concatenate(scores)
@@ -173,6 +183,8 @@ def _blocks(
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
     # One SELECT over the table: an incremental blob handle per block copies once
     # instead of twice, but opening one compiles a statement, and measured slower.
+    import numpy as np
+
     for vids_blob, vectors_blob in conn.execute("SELECT vids, vectors FROM vector_blocks"):
         vids = np.frombuffer(vids_blob, dtype="<i8")
         yield vids, np.frombuffer(vectors_blob, dtype="<f4").reshape(vids.size, dim)
@@ -180,6 +192,8 @@ def _blocks(
 
 def check(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """(code detail) pairs for every way the blocks differ from the chunk rows."""
+    import numpy as np
+
     problems: list[tuple[str, str]] = []
     # A chunk without a vector (INDEX/MISSING_VECTOR) cannot be in a block: not counted.
     (orphans,) = conn.execute(

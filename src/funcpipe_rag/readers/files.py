@@ -84,8 +84,19 @@ def open_file(src: SourceFile, ledger: ResourceLedger) -> Result[OpenFile, ErrIn
         return read_fail("READ/OPEN", "cannot open", src, exc)
 
 
-def _read_all(opened: OpenFile) -> bytes:
-    parts: list[bytes] = []
+def _read_all(opened: OpenFile, size: int) -> bytes:
+    """Everything up to the end of the file, which ``fstat`` said holds ``size`` bytes.
+
+    One ``read`` asks for a byte more than that: exactly ``size`` bytes back mean the
+    file ended there when it was read (a writer appending later moves the ``fstat``
+    taken after, and the read is tried again), so the usual file costs one system call
+    rather than two. Any other count reads on to the end, as a file that is changing
+    must be read.
+    """
+    first = opened.file.read(size + 1)
+    if first is None or len(first) == size:
+        return first or b""
+    parts = [first]
     while block := opened.file.read(BLOCK_SIZE):
         parts.append(block)
     return b"".join(parts)
@@ -115,7 +126,7 @@ def read_bytes(
         try:
             before = f.stamp()
             if before[0] <= MEMORY_READ_LIMIT:
-                data: bytes | None = _read_all(f)
+                data: bytes | None = _read_all(f, before[0])
                 assert data is not None
                 digest = new_hasher()
                 digest.update(data)

@@ -1,0 +1,157 @@
+"""Issue 15's two light targets, side by side with main in one run: the splitter and --plan.
+
+Corpus: the real corpus (``bench/corpus.py``: CPython's stdlib + ``/usr/share/doc``,
+about 3,600 files, 64 MB). ``main`` rows run commit 5e53c30 (the code before these
+speed-ups) from a git worktree, ``current`` rows this checkout. Rates are reported,
+never asserted. The machine is shared: each measurement is the best of several runs,
+and the runs of the contenders alternate, so a burst of load hits them alike.
+
+* splitter: ``split_text`` of current and of main against LangChain's
+  ``RecursiveCharacterTextSplitter(800, 100)`` on the same decoded texts, code
+  (``*.py``) and prose (the rest) apart, MB/s of text, best of 5 (target: current at
+  least 2x LangChain).
+* plan: ``funcpipe ingest --plan`` on the unchanged tree (after one full ingest with
+  the hash embedder), process wall time including interpreter start-up, best of 5
+  (target: at most 0.5 s). Both trees' modules are compiled to bytecode first and the
+  runs may use it, as an installed package does (``PYTHONDONTWRITEBYTECODE`` would
+  otherwise make every run compile the package's sources again).
+
+Run: ``python -m bench light`` (about two minutes, most of it the one full ingest).
+"""
+
+from __future__ import annotations
+
+import compileall
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .corpus import REPO, baseline_src, corpus_files, real_corpus
+
+Row = dict[str, Any]
+MAIN_COMMIT = "5e53c30"
+ROUNDS = 5
+TIMEOUT_S = 900
+
+
+def _load_splitter(src: Path) -> ModuleType:
+    """Main's splitter module, loaded beside the current one under another name."""
+    path = src / "funcpipe_rag" / "chunking" / "splitter.py"
+    spec = importlib.util.spec_from_file_location("main_splitter", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _texts(root: Path) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {"code": [], "prose": []}
+    for path in corpus_files(root):
+        text = path.read_bytes().decode("utf-8", "replace")
+        groups["code" if path.suffix == ".py" else "prose"].append(text)
+    return groups
+
+
+def bench_light_splitter(root: Path) -> list[Row]:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from funcpipe_rag.chunking import splitter as current
+
+    main = _load_splitter(baseline_src(MAIN_COMMIT))
+    ours, theirs = current.ChunkerSettings(), main.ChunkerSettings()
+    lc = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100)
+    contenders: dict[str, Callable[[str], list[Any]]] = {
+        "current": lambda t: current.split_text(t, ours),
+        f"main {MAIN_COMMIT}": lambda t: main.split_text(t, theirs),
+        "langchain": lc.split_text,
+    }
+    rows: list[Row] = []
+    for group, texts in _texts(root).items():
+        mb = sum(len(t) for t in texts) / 1e6
+        best = {name: float("inf") for name in contenders}
+        chunks: dict[str, int] = {}
+        for _ in range(ROUNDS):
+            for name, split in contenders.items():
+                t0 = time.perf_counter()
+                chunks[name] = sum(len(split(t)) for t in texts)
+                best[name] = min(best[name], time.perf_counter() - t0)
+        for name, elapsed in best.items():
+            rows.append(
+                {
+                    "name": f"splitter ({group}, {len(texts):,} files, {mb:.1f} MB): {name}",
+                    "chunks": chunks[name],
+                    "mb_per_s": mb / elapsed,
+                    "x_langchain": best["langchain"] / elapsed,
+                    "target": "x_langchain >= 2" if name == "current" else "",
+                }
+            )
+    return rows
+
+
+def _env(src: Path | None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FUNCPIPE_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    return env
+
+
+def _run(args: list[str], work: Path, src: Path | None) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "funcpipe_rag", *args],
+        cwd=work,
+        env=_env(src),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"funcpipe {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return wall
+
+
+def bench_light_plan(root: Path, work: Path) -> list[Row]:
+    main = baseline_src(MAIN_COMMIT)
+    trees: dict[str, Path | None] = {"current": None, f"main {MAIN_COMMIT}": main}
+    for src in (REPO / "src", main):
+        compileall.compile_dir(src, quiet=1)
+    db = work / "plan.db"
+    _run(["ingest", str(root), "--index", str(db), "--quiet", "--report", "none"], work, None)
+    plan = ["ingest", str(root), "--index", str(db), "--plan"]
+    best = {name: float("inf") for name in trees}
+    for _ in range(ROUNDS):
+        for name, src in trees.items():
+            best[name] = min(best[name], _run(plan, work, src))
+    return [
+        {
+            "name": f"plan, unchanged tree ({len(corpus_files(root)):,} files): {name}",
+            "process_s": elapsed,
+            "x_main": best[f"main {MAIN_COMMIT}"] / elapsed,
+            "target": "<= 0.5 s" if name == "current" else "",
+        }
+        for name, elapsed in best.items()
+    ]
+
+
+def bench_light() -> list[Row]:
+    root = real_corpus("full")
+    rows = bench_light_splitter(root)
+    with tempfile.TemporaryDirectory(prefix="funcpipe-bench-light-") as tmp:
+        rows += bench_light_plan(root, Path(tmp))
+    return rows
