@@ -21,7 +21,7 @@ from .bench_parsers import bench_parsers
 from .bench_policies import bench_policies
 from .bench_postgres import bench_postgres
 from .bench_readers import bench_readers
-from .bench_real import bench_real
+from .bench_real import bench_real, bench_real_hash
 from .bench_rerun import bench_rerun
 from .bench_retrieval import bench_retrieval
 from .bench_search import bench_search
@@ -37,6 +37,7 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "rerun": bench_rerun,
     "readers": bench_readers,
     "real": bench_real,
+    "real-hash": bench_real_hash,
     "postgres": bench_postgres,
     "parsers": bench_parsers,
     "search": bench_search,
