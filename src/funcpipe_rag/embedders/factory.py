@@ -38,7 +38,7 @@ class InProcessHashEmbedder:
             raise ResourceClosedError("the embedding client is closed")
         vectors = self._impl.embed_texts(texts)
         # One check for the whole batch (a per-row check was a NumPy call per chunk).
-        finite = np.isfinite(vectors).all(axis=1).tolist()
+        finite = [bool(ok) for ok in np.isfinite(vectors).all(axis=1)]
         out: list[Result[Vector, ErrInfo]] = []
         for row, ok in zip(vectors, finite, strict=True):
             if ok:

@@ -204,19 +204,22 @@ class _WordCache(dict[str | bytes, bytes]):
             return
         if len(self) + len(missing) > _WORD_CACHE_MAX:
             self.clear()
-        ascii_words: list[bytes] = []
-        ascii_keys: list[str | bytes] = []
-        for w in missing:
-            if isinstance(w, bytes):
-                ascii_words.append(w)
-                ascii_keys.append(w)
-            elif w.isascii():
-                ascii_words.append(w.encode("ascii"))
-                ascii_keys.append(w)
-            else:
-                self[w] = _word_feature_ids(w)
-        if ascii_words:
-            self.update(zip(ascii_keys, _ascii_words_feature_ids(ascii_words), strict=True))
+        # Words of ASCII texts are bytes (nearly all of them); a str is a word of a
+        # text with other letters, ASCII or not.
+        as_bytes = [w for w in missing if isinstance(w, bytes)]
+        if len(as_bytes) < len(missing):
+            for w in missing:
+                if isinstance(w, str):
+                    if w.isascii():
+                        as_bytes.append(w.encode("ascii"))
+                    else:
+                        self[w] = _word_feature_ids(w)
+        if as_bytes:
+            self.update(zip(as_bytes, _ascii_words_feature_ids(as_bytes), strict=True))
+            # An ASCII str word is stored under its str spelling as well.
+            for w in missing:
+                if isinstance(w, str) and w.isascii():
+                    self[w] = self[w.encode("ascii")]
 
 
 _WORD_CACHE: Final = _WordCache()
