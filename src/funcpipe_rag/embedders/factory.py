@@ -38,9 +38,9 @@ class InProcessHashEmbedder:
             raise ResourceClosedError("the embedding client is closed")
         vectors = self._impl.embed_texts(texts)
         # One check for the whole batch (a per-row check was a NumPy call per chunk).
-        finite = [bool(ok) for ok in np.isfinite(vectors).all(axis=1)]
+        finite = np.all(np.isfinite(vectors), axis=1, keepdims=False).reshape(-1)
         out: list[Result[Vector, ErrInfo]] = []
-        for row, ok in zip(vectors, finite, strict=True):
+        for row, ok in zip(vectors, finite.tolist(), strict=True):
             if ok:
                 out.append(Ok(row))
             else:  # cannot happen with hashing; checked because every embedder is checked
