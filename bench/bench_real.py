@@ -17,6 +17,9 @@ about 3,600 files, 64 MB). Every comparison is measured side by side in this one
   --concurrency 4`` into a new SQLite index; ratio = ingest inputs/s over ceiling
   inputs/s, for base64 and float answers (targets: 0.5 and 0.7; peak RSS at most 100 MB).
   Inputs are distinct chunks sent (``chunks.embedded``).
+* hash into index, current / main: the same ingest against main at ``MAIN_COMMIT``
+  (5e53c30: before issue 15's index-write work), alternating, best of 2 each; also alone
+  as ``python -m bench real-hash``.
 * plan: ``funcpipe ingest --plan`` on the unchanged tree, process wall time including
   interpreter start-up, best of 3 (target: at most 0.5 s).
 
@@ -34,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .corpus import BASELINE_COMMIT, baseline_src, corpus_files, real_corpus
+from .corpus import BASELINE_COMMIT, MAIN_COMMIT, baseline_src, corpus_files, real_corpus
 
 Row = dict[str, Any]
 MODEL = "bench-model"
@@ -183,6 +186,48 @@ def bench_hash_and_plan(root: Path, work: Path) -> list[Row]:
     return rows
 
 
+def bench_hash_vs_main(root: Path, work: Path, rounds: int = 2) -> list[Row]:
+    """Hash ingest into a new index: this checkout against main at ``MAIN_COMMIT``,
+    alternating, ``rounds`` runs each; each side's rate is its best run (the machine is
+    shared: the best run is the one least disturbed)."""
+    rates: dict[str, list[float]] = {"main": [], "current": []}
+    rss: dict[str, float] = {}
+    chunks = 0
+    for _ in range(rounds):
+        for label, src in (("main", baseline_src(MAIN_COMMIT)), ("current", None)):
+            db = _fresh(work / f"hash-{label}.db")
+            summary, _ = _ingest([str(root), "--index", str(db)], work, src)
+            chunks = summary["chunks"]["stored"]
+            rates[label].append(chunks / summary["timing"]["wall_s"])
+            rss[label] = max(rss.get(label, 0.0), summary["peak_rss_mb"])
+    rows: list[Row] = [
+        {
+            "name": f"hash into index ({root.name}): {label}",
+            "chunks": chunks,
+            "chunks_per_s": max(rates[label]),
+            "runs": ", ".join(f"{r:,.0f}" for r in rates[label]),
+            "peak_rss_mb": rss[label],
+        }
+        for label in ("main", "current")
+    ]
+    rows.append(
+        {
+            "name": f"hash into index ({root.name}): current / main {MAIN_COMMIT}",
+            "ratio": max(rates["current"]) / max(rates["main"]),
+            "target": "ratio >= 2",
+        }
+    )
+    return rows
+
+
+def bench_real_hash() -> list[Row]:
+    """``python -m bench real-hash``: only the hash-ingest comparison with main (about
+    four minutes on the full corpus; ``FUNCPIPE_BENCH_WHICH=small`` for the subset)."""
+    root = real_corpus(os.environ.get("FUNCPIPE_BENCH_WHICH", "full"))
+    with tempfile.TemporaryDirectory(prefix="funcpipe-bench-real-") as tmp:
+        return bench_hash_vs_main(root, Path(tmp))
+
+
 # -- over HTTP, against the raw ceiling ------------------------------------------------------
 
 
@@ -261,5 +306,6 @@ def bench_real() -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="funcpipe-bench-real-") as tmp:
         work = Path(tmp)
         rows += bench_hash_and_plan(root, work)
+        rows += bench_hash_vs_main(root, work)
         rows += bench_http_real(root, work)
     return rows

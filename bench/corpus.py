@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / ".bench"
 # The commit issue 15 measured ("today" in its targets): before any of its speed-ups.
 BASELINE_COMMIT = "74256c1"
+# main before issue 15's index-write work (FTS5 + vector blocks merged): the "before" of
+# ``python -m bench real-hash``.
+MAIN_COMMIT = "5e53c30"
 
 
 def real_corpus(which: str = "full") -> Path:

@@ -17,7 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import funcpipe_rag
-from funcpipe_rag.embedders.hashing import HASH_EMBEDDER_VERSION, HashEmbedder, _tokens
+from funcpipe_rag.embedders.hashing import (
+    HASH_EMBEDDER_VERSION,
+    HashEmbedder,
+    _ascii_words_feature_ids,
+    _tokens,
+    _word_feature_ids,
+)
 from funcpipe_rag.errors import ConfigError
 
 TEXTS = [
@@ -197,3 +203,11 @@ def test_unknown_model_is_a_config_error() -> None:
 def test_a_single_string_is_refused() -> None:
     with pytest.raises(TypeError, match="single str"):
         HashEmbedder().embed_texts("not a list")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1), max_size=40))
+def test_batched_word_ids_match_the_per_word_ids(words: list[str]) -> None:
+    """The vectorised path (trigram CRC-32 by table) gives exactly the per-word bytes."""
+    encoded = [w.encode("ascii") for w in words]
+    assert _ascii_words_feature_ids(encoded) == [_word_feature_ids(w) for w in words]

@@ -37,9 +37,11 @@ class InProcessHashEmbedder:
         if self._closed:
             raise ResourceClosedError("the embedding client is closed")
         vectors = self._impl.embed_texts(texts)
+        # One check for the whole batch (a per-row check was a NumPy call per chunk).
+        finite = np.all(np.isfinite(vectors), axis=1, keepdims=False).reshape(-1)
         out: list[Result[Vector, ErrInfo]] = []
-        for row in vectors:
-            if np.isfinite(row).all():
+        for row, ok in zip(vectors, finite.tolist(), strict=True):
+            if ok:
                 out.append(Ok(row))
             else:  # cannot happen with hashing; checked because every embedder is checked
                 out.append(Err(make_errinfo("EMBED/NOT_FINITE", "vector has NaN or inf")))

@@ -202,6 +202,9 @@ def _v2_to_v3(conn: sqlite3.Connection) -> str:
     return "3"
 
 
+# Pages of write-ahead log between checkpoints (4 KiB pages: 64 MiB of disk, never of
+# memory; the log is truncated when the last connection closes).
+_CHECKPOINT_PAGES = 16384
 # version -> the step that brings an index of that version one version up
 _MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3}
 # Lets a search read vector blocks straight from the page cache (measured faster than
@@ -390,7 +393,7 @@ class SqliteIndex:
             if readonly or space is None:
                 raise ConfigError(f"{self.path} is empty: nothing has been ingested into it")
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            self._tune_writer()
             self.remembered = {}
             with self._transaction():
                 # Statement by statement: executescript() would commit mid-transaction.
@@ -408,7 +411,7 @@ class SqliteIndex:
         self._check_trust(tables, every_page=not readonly)
         if not readonly:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            self._tune_writer()
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         self.remembered = remembered_from_meta(meta)
         self._upgrade(meta["schema"], readonly)
@@ -427,6 +430,20 @@ class SqliteIndex:
                 f"index {self.name}: {conflict}. Use another --index, or --reembed to migrate it."
             )
         return IndexSpace(stored.embedder, stored.model, stored.dim or space.dim, stored.chunker)
+
+    def _tune_writer(self) -> None:
+        """How a writing connection commits (none of it changes what a commit promises).
+
+        ``synchronous=NORMAL``: a commit is in the write-ahead log before it returns,
+        so it survives the process dying (``kill -9``); the log is synced at each
+        checkpoint, so power loss keeps the file sound (recent commits may go).
+        ``wal_autocheckpoint``: a checkpoint (copy the log into the file, sync twice)
+        every :data:`_CHECKPOINT_PAGES` pages instead of SQLite's 1,000. Each batch
+        rewrites the same index pages (random keys), so a longer log copies each page
+        once for many commits; checkpoints were ~21% of a real-corpus ingest.
+        """
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
 
     def _upgrade(self, version: str, readonly: bool) -> None:
         """Bring an index of an older schema up to this one, in place, in one transaction."""
