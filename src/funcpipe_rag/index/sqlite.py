@@ -833,7 +833,9 @@ class SqliteIndex:
         """
         prefixes = tuple(r.rstrip("/") + "/" for r in roots)
         with self._guard("pruning deleted files"):
-            rows = self._check_open().execute("SELECT doc_id, abs_path FROM documents").fetchall()
+            # Streamed, not fetched: a list of every stored document would make the run's
+            # peak memory grow with the index (the doomed are few).
+            rows = self._check_open().execute("SELECT doc_id, abs_path FROM documents")
             doomed = [
                 doc_id
                 for doc_id, abs_path in rows
