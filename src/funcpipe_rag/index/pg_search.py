@@ -1,9 +1,9 @@
 """Search inside a PostgreSQL index: pgvector ranks vectors, full-text search ranks text.
 
-The same flow as :mod:`.sqlite_search`, in one read-only REPEATABLE READ transaction
-(one snapshot while other workers commit): each engine nominates its best contents,
-:func:`.ranking.rank` fuses them exactly as for SQLite, and text is read for the ``k``
-kept. The lexical side is PostgreSQL's own full-text search: the ``tsv`` column of
+The flow every backend shares (:func:`.ranking.search_in`), in one read-only
+REPEATABLE READ transaction (one snapshot while other workers commit): each engine
+nominates its best contents, they are fused exactly as for SQLite, and text is read for
+the ``k`` kept. The lexical side is PostgreSQL's own full-text search: the ``tsv`` column of
 ``chunks`` (``to_tsvector('english', text)``, generated, so every write path keeps it in
 step) behind a GIN index, matched by any query term and scored by ``ts_rank`` with
 length normalisation — not BM25, but fusion divides each ranking by its best score, so
@@ -20,32 +20,39 @@ import psycopg
 
 from .base import Hit, Query
 from .pg_schema import TEXT_CONFIG
-from .ranking import Candidate, Place, hit_of, path_matcher, query_terms, rank
-from .sqlite_search import CANDIDATES
+from .ranking import Candidate, Place, search_in
 
 
 def search(conn: psycopg.Connection[Any], query: Query, *, hnsw: bool) -> list[Hit]:
     """The hits of ``query``, best first (see :meth:`VectorIndex.search`)."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        n = max(CANDIDATES, 4 * query.k)
-        docs = _allowed_docs(conn, query.paths) if query.paths else None
-        by_vector: list[Candidate] = []
-        by_text: list[Candidate] = []
-        if docs is None or docs:  # a filter that matches no file leaves nothing to rank
-            if query.ranks_vectors:
-                assert query.vector is not None  # Query checks it
-                by_vector = _vector_candidates(conn, query.vector, n, docs, hnsw=hnsw)
-            if query.ranks_text:
-                by_text = _text_candidates(conn, query_terms(query.text), 2 * n, docs)
-        hits: list[Hit] = []
-        for fused in rank(query, by_vector, by_text):
-            if len(hits) == query.k or fused.score < query.min_score:
-                break
-            hit = hit_of(fused, query.mode, _places(conn, fused.key, docs))
-            if hit is not None:
-                hits.append(hit)
-        return hits
+        return search_in(_Engine(conn, hnsw=hnsw), query)
+
+
+class _Engine:
+    """The PostgreSQL index's :class:`~.ranking.RankingEngine`: pgvector and full-text
+    search."""
+
+    def __init__(self, conn: psycopg.Connection[Any], *, hnsw: bool) -> None:
+        self._conn = conn
+        self._hnsw = hnsw
+
+    def document_paths(self) -> list[tuple[str, str, str]]:
+        return self._conn.execute("SELECT doc_id, path, abs_path FROM documents").fetchall()
+
+    def vector_candidates(
+        self, vector: np.ndarray[Any, Any], n: int, docs: list[str] | None
+    ) -> list[Candidate]:
+        return _vector_candidates(self._conn, vector, n, docs, hnsw=self._hnsw)
+
+    def text_candidates(
+        self, terms: Sequence[str], rows: int, docs: list[str] | None
+    ) -> list[Candidate]:
+        return _text_candidates(self._conn, terms, rows, docs)
+
+    def places(self, key: str, docs: list[str] | None) -> list[Place]:
+        return _places(self._conn, key, docs)
 
 
 def _vector_candidates(
@@ -98,12 +105,6 @@ def _text_candidates(
         {"terms": " | ".join(terms), "rows": rows, "docs": docs},
     ).fetchall()
     return [Candidate(str(h), float(score)) for h, score in found]
-
-
-def _allowed_docs(conn: psycopg.Connection[Any], globs: Sequence[str]) -> list[str]:
-    matches = path_matcher(globs)
-    rows = conn.execute("SELECT doc_id, path, abs_path FROM documents").fetchall()
-    return [str(doc_id) for doc_id, path, abs_path in rows if matches(path, abs_path)]
 
 
 def _places(

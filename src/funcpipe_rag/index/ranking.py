@@ -20,8 +20,15 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from .base import Contribution, Hit, Query
+
+if TYPE_CHECKING:
+    from .base import Vector
+
+CANDIDATES = 100
+"""Contents each ranking nominates for fusion (or 4 k, when more are asked for)."""
 
 FUSIONS = ("combsum", "rrf")
 RRF_K = 60
@@ -216,18 +223,71 @@ def hit_of(fused: Fused, mode: str, places: Sequence[Place]) -> Hit | None:
     )
 
 
+class RankingEngine(Protocol):
+    """What a backend ranks with, inside the one snapshot a search reads. ``docs``, when
+    not None, restricts every answer to those documents (a ``--path`` filter)."""
+
+    def document_paths(self) -> Iterable[tuple[str, str, str]]:
+        """(doc_id, path, abs_path) of every stored document."""
+        ...
+
+    def vector_candidates(self, vector: Vector, n: int, docs: list[str] | None) -> list[Candidate]:
+        """The ``n`` contents with the best positive cosine, best first."""
+        ...
+
+    def text_candidates(
+        self, terms: Sequence[str], rows: int, docs: list[str] | None
+    ) -> list[Candidate]:
+        """The best ``rows`` chunk rows holding any of ``terms``, as contents, best first."""
+        ...
+
+    def places(self, key: str, docs: list[str] | None) -> list[Place]:
+        """The chunks holding content ``key``, by path, then offset."""
+        ...
+
+
+def search_in(engine: RankingEngine, query: Query) -> list[Hit]:
+    """The hits of ``query``, best first: the flow every backend shares (the path
+    filter, each ranking's candidates, fusion, text for the hits kept)."""
+    n = max(CANDIDATES, 4 * query.k)
+    docs = None
+    if query.paths:
+        matches = path_matcher(query.paths)
+        docs = [str(d) for d, path, abs_path in engine.document_paths() if matches(path, abs_path)]
+    by_vector: list[Candidate] = []
+    by_text: list[Candidate] = []
+    if docs is None or docs:  # a filter that matches no file leaves nothing to rank
+        if query.ranks_vectors:
+            assert query.vector is not None  # Query checks it
+            by_vector = engine.vector_candidates(query.vector, n, docs)
+        if query.ranks_text:
+            # Identical chunks tie and crowd the list: ask for more rows than contents.
+            by_text = engine.text_candidates(query_terms(query.text), 2 * n, docs)
+    hits: list[Hit] = []
+    for fused in rank(query, by_vector, by_text):
+        if len(hits) == query.k or fused.score < query.min_score:
+            break
+        hit = hit_of(fused, query.mode, engine.places(fused.key, docs))
+        if hit is not None:
+            hits.append(hit)
+    return hits
+
+
 __all__ = [
+    "CANDIDATES",
     "FUSIONS",
     "RRF_K",
     "STOPWORDS",
     "Candidate",
     "Fused",
     "Place",
+    "RankingEngine",
     "fuse",
     "hit_of",
     "path_matcher",
     "path_tail_matches",
     "query_terms",
     "rank",
+    "search_in",
     "single",
 ]

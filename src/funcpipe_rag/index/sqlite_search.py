@@ -19,17 +19,14 @@ import numpy.typing as npt
 from . import sqlite_lexical as lexical
 from . import sqlite_vectors as vectors
 from .base import Hit, Query
-from .ranking import Candidate, Fused, Place, hit_of, path_matcher, query_terms, rank
-
-CANDIDATES = 100
-"""Contents each ranking nominates for fusion (or 4 k, when more are asked for)."""
+from .ranking import Candidate, Place, search_in
 
 
 def search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
     """The hits of ``query``, best first (see :meth:`VectorIndex.search`)."""
     conn.execute("BEGIN")
     try:
-        hits = _search(conn, query)
+        hits = search_in(_Engine(conn), query)
     except BaseException:
         with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
             conn.execute("ROLLBACK")
@@ -38,49 +35,45 @@ def search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
     return hits
 
 
-def _search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
-    n = max(CANDIDATES, 4 * query.k)
-    docs = _allowed_docs(conn, query.paths) if query.paths else None
-    by_vector: list[Candidate] = []
-    by_text: list[Candidate] = []
-    if docs is None or docs:  # a filter that matches no file leaves nothing to rank
-        if query.ranks_vectors:
-            assert query.vector is not None  # Query checks it
-            by_vector = _vector_candidates(conn, query.vector, n, docs)
-        if query.ranks_text:
-            by_text = _text_candidates(conn, query_terms(query.text), 2 * n, docs)
-    hits: list[Hit] = []
-    for f in rank(query, by_vector, by_text):
-        if len(hits) == query.k or f.score < query.min_score:
-            break
-        hit = _hit(conn, f, query.mode, docs)
-        if hit is not None:
-            hits.append(hit)
-    return hits
+class _Engine:
+    """The SQLite index's :class:`~.ranking.RankingEngine`: vector blocks and FTS5."""
 
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
-def _vector_candidates(
-    conn: sqlite3.Connection, vector: npt.NDArray[np.float32], n: int, docs: list[str] | None
-) -> list[Candidate]:
-    allowed = _vids_of(conn, docs) if docs is not None else None
-    scored = vectors.scan(conn, np.asarray(vector, dtype=np.float32), n, allowed)
-    hashes = _hashes_of_vids(conn, [s.vid for s in scored])
-    return [Candidate(hashes[s.vid], s.score) for s in scored if s.vid in hashes]
+    def document_paths(self) -> list[tuple[str, str, str]]:
+        return self._conn.execute("SELECT doc_id, path, abs_path FROM documents").fetchall()
 
+    def vector_candidates(
+        self, vector: npt.NDArray[np.float32], n: int, docs: list[str] | None
+    ) -> list[Candidate]:
+        conn = self._conn
+        allowed = _vids_of(conn, docs) if docs is not None else None
+        scored = vectors.scan(conn, np.asarray(vector, dtype=np.float32), n, allowed)
+        hashes = _hashes_of_vids(conn, [s.vid for s in scored])
+        return [Candidate(hashes[s.vid], s.score) for s in scored if s.vid in hashes]
 
-def _text_candidates(
-    conn: sqlite3.Connection, terms: Sequence[str], rows: int, docs: list[str] | None
-) -> list[Candidate]:
-    # Identical chunks tie in BM25 and crowd the list: ask for more rows than contents.
-    ranked = lexical.rank(conn, terms, rows, docs)
-    hashes = _hashes_of_rows(conn, [r for r, _ in ranked])
-    return [Candidate(hashes[r], s) for r, s in ranked if r in hashes]
+    def text_candidates(
+        self, terms: Sequence[str], rows: int, docs: list[str] | None
+    ) -> list[Candidate]:
+        ranked = lexical.rank(self._conn, terms, rows, docs)
+        hashes = _hashes_of_rows(self._conn, [r for r, _ in ranked])
+        return [Candidate(hashes[r], s) for r, s in ranked if r in hashes]
 
-
-def _allowed_docs(conn: sqlite3.Connection, globs: Sequence[str]) -> list[str]:
-    matches = path_matcher(globs)
-    rows = conn.execute("SELECT doc_id, path, abs_path FROM documents").fetchall()
-    return [doc_id for doc_id, path, abs_path in rows if matches(path, abs_path)]
+    def places(self, key: str, docs: list[str] | None) -> list[Place]:
+        places = [
+            Place(*row)
+            for row in self._conn.execute(
+                'SELECT c.chunk_id, c.doc_id, d.path, c.start, c."end", c.text, d.title, '
+                "c.section, c.page, d.reader, d.encoding FROM chunks c JOIN documents d "
+                "USING (doc_id) WHERE c.content_hash = ? ORDER BY d.path, c.start, c.chunk_id",
+                (key,),
+            )
+        ]
+        if docs is not None:
+            wanted = set(docs)
+            places = [p for p in places if p.doc_id in wanted]
+        return places
 
 
 def _vids_of(conn: sqlite3.Connection, docs: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -102,22 +95,4 @@ def _hashes_of_rows(conn: sqlite3.Connection, rows: Sequence[int]) -> dict[int, 
     return {int(r): h for r, h in conn.execute(sql, (json.dumps(list(rows)),))}
 
 
-def _hit(
-    conn: sqlite3.Connection, fused: Fused, mode: str, docs: Sequence[str] | None
-) -> Hit | None:
-    places = [
-        Place(*row)
-        for row in conn.execute(
-            'SELECT c.chunk_id, c.doc_id, d.path, c.start, c."end", c.text, d.title, '
-            "c.section, c.page, d.reader, d.encoding FROM chunks c JOIN documents d "
-            "USING (doc_id) WHERE c.content_hash = ? ORDER BY d.path, c.start, c.chunk_id",
-            (fused.key,),
-        )
-    ]
-    if docs is not None:
-        wanted = set(docs)
-        places = [p for p in places if p.doc_id in wanted]
-    return hit_of(fused, mode, places)
-
-
-__all__ = ["CANDIDATES", "search"]
+__all__ = ["search"]
