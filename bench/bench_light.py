@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .corpus import REPO, baseline_src, corpus_files, real_corpus
+from .corpus import REPO, baseline_src, corpus_files, real_corpus, texts_by_kind
 
 Row = dict[str, Any]
 MAIN_COMMIT = "5e53c30"
@@ -53,14 +53,6 @@ def _load_splitter(src: Path) -> ModuleType:
     return module
 
 
-def _texts(root: Path) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {"code": [], "prose": []}
-    for path in corpus_files(root):
-        text = path.read_bytes().decode("utf-8", "replace")
-        groups["code" if path.suffix == ".py" else "prose"].append(text)
-    return groups
-
-
 def bench_light_splitter(root: Path) -> list[Row]:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -75,7 +67,7 @@ def bench_light_splitter(root: Path) -> list[Row]:
         "langchain": lc.split_text,
     }
     rows: list[Row] = []
-    for group, texts in _texts(root).items():
+    for group, texts in texts_by_kind(root).items():
         mb = sum(len(t) for t in texts) / 1e6
         best = {name: float("inf") for name in contenders}
         chunks: dict[str, int] = {}

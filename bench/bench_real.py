@@ -37,7 +37,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .corpus import BASELINE_COMMIT, MAIN_COMMIT, baseline_src, corpus_files, real_corpus
+from .corpus import (
+    BASELINE_COMMIT,
+    MAIN_COMMIT,
+    baseline_src,
+    corpus_files,
+    real_corpus,
+    texts_by_kind,
+)
 
 Row = dict[str, Any]
 MODEL = "bench-model"
@@ -93,14 +100,6 @@ def _fresh(db: Path) -> Path:
 # -- splitter -----------------------------------------------------------------------------
 
 
-def _texts(root: Path) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {"code": [], "prose": []}
-    for path in corpus_files(root):
-        text = path.read_bytes().decode("utf-8", "replace")
-        groups["code" if path.suffix == ".py" else "prose"].append(text)
-    return groups
-
-
 def bench_splitter(root: Path) -> list[Row]:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -109,7 +108,7 @@ def bench_splitter(root: Path) -> list[Row]:
     settings = ChunkerSettings(chunk_size=800, overlap=100)
     theirs = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100)
     rows: list[Row] = []
-    for group, texts in _texts(root).items():
+    for group, texts in texts_by_kind(root).items():
         mb = sum(len(t) for t in texts) / 1e6
         best: dict[str, tuple[float, int]] = {}
         for name, split in (
@@ -236,7 +235,7 @@ def _chunk_texts(root: Path) -> list[str]:
 
     settings = ChunkerSettings(chunk_size=800, overlap=100)
     texts: list[str] = []
-    for group in _texts(root).values():
+    for group in texts_by_kind(root).values():
         for text in group:
             texts += [c for _, _, c in split_text(text, settings)]
     return texts

@@ -62,3 +62,12 @@ def baseline_src(commit: str = BASELINE_COMMIT) -> Path:
 
 def corpus_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def texts_by_kind(root: Path) -> dict[str, list[str]]:
+    """The corpus's files as text, ``code`` (``*.py``) apart from ``prose`` (the rest)."""
+    groups: dict[str, list[str]] = {"code": [], "prose": []}
+    for path in corpus_files(root):
+        text = path.read_bytes().decode("utf-8", "replace")
+        groups["code" if path.suffix == ".py" else "prose"].append(text)
+    return groups
