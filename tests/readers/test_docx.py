@@ -13,7 +13,7 @@ from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.readers import DocxReader, TextPiece, read_file
 from funcpipe_rag.readers.docx import ZipBombError, check_part
 from funcpipe_rag.result import Err, ErrInfo, Ok
-from funcpipe_rag.walk import SourceFile, iter_paths
+from tests.readers.parsing import extract_with, source
 from tests.readers.writers import write_docx, write_docx_bomb
 
 HANDBOOK = [
@@ -30,22 +30,8 @@ HANDBOOK = [
 ]
 
 
-def source(path: Path) -> SourceFile:
-    (r,) = list(iter_paths([path]))
-    assert isinstance(r, Ok)
-    return r.value
-
-
 def extract(path: Path) -> tuple[str, list[TextPiece]] | ErrInfo:
-    ledger = ResourceLedger()
-    raw = read_file(source(path), ledger)
-    assert isinstance(raw, Ok), raw
-    assert raw.value.reader.name == "docx"
-    got = raw.value.reader.extract(raw.value, ledger)
-    assert ledger.snapshot().open_total == 0
-    if isinstance(got, Err):
-        return got.error
-    return got.value.document.title, list(got.value.pieces)
+    return extract_with("docx", path)
 
 
 def section_of(pieces: list[TextPiece], text: str) -> str:

@@ -13,14 +13,9 @@ from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.readers import read_file
 from funcpipe_rag.readers.files import MEMORY_READ_LIMIT, new_hasher
 from funcpipe_rag.result import Err, Ok
-from funcpipe_rag.walk import SourceFile, iter_paths
+from funcpipe_rag.walk import SourceFile
 from tests.cli.helpers import run_cli
-
-
-def source(path: Path) -> SourceFile:
-    (r,) = list(iter_paths([path]))
-    assert isinstance(r, Ok)
-    return r.value
+from tests.readers.parsing import source
 
 
 def digest(data: bytes) -> str:

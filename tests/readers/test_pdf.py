@@ -17,7 +17,7 @@ from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.readers import PdfReader, TextPiece, read_file
 from funcpipe_rag.readers.files import MEMORY_READ_LIMIT
 from funcpipe_rag.result import Err, ErrInfo, Ok
-from funcpipe_rag.walk import SourceFile, iter_paths
+from tests.readers.parsing import extract_with, source
 from tests.readers.writers import add_ballast, encrypt_pdf, write_image_pdf, write_pages, write_pdf
 
 GUIDE = [
@@ -28,23 +28,8 @@ GUIDE = [
 ]  # fmt: skip
 
 
-def source(path: Path) -> SourceFile:
-    (r,) = list(iter_paths([path]))
-    assert isinstance(r, Ok)
-    return r.value
-
-
 def extract(path: Path) -> tuple[str, list[TextPiece]] | ErrInfo:
-    """Read the file as a run does (sniffing picks the reader), then parse it."""
-    ledger = ResourceLedger()
-    raw = read_file(source(path), ledger)
-    assert isinstance(raw, Ok), raw
-    assert raw.value.reader.name == "pdf"
-    got = raw.value.reader.extract(raw.value, ledger)
-    assert ledger.snapshot().open_total == 0
-    if isinstance(got, Err):
-        return got.error
-    return got.value.document.title, list(got.value.pieces)
+    return extract_with("pdf", path)
 
 
 def test_text_page_numbers_sections_and_title(tmp_path: Path) -> None:

@@ -1,0 +1,31 @@
+"""Reading a file as a run does, for the reader tests: walked, read (sniffing picks the
+reader), then parsed in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from funcpipe_rag.policies.ledger import ResourceLedger
+from funcpipe_rag.readers import TextPiece, read_file
+from funcpipe_rag.result import Err, ErrInfo, Ok
+from funcpipe_rag.walk import SourceFile, iter_paths
+
+
+def source(path: Path) -> SourceFile:
+    (r,) = list(iter_paths([path]))
+    assert isinstance(r, Ok)
+    return r.value
+
+
+def extract_with(reader: str, path: Path) -> tuple[str, list[TextPiece]] | ErrInfo:
+    """(title, pieces) of ``path``, which ``reader`` must be the one to take, or the
+    error it gave; nothing may stay open either way."""
+    ledger = ResourceLedger()
+    raw = read_file(source(path), ledger)
+    assert isinstance(raw, Ok), raw
+    assert raw.value.reader.name == reader
+    got = raw.value.reader.extract(raw.value, ledger)
+    assert ledger.snapshot().open_total == 0
+    if isinstance(got, Err):
+        return got.error
+    return got.value.document.title, list(got.value.pieces)
