@@ -194,18 +194,7 @@ def _choose_break(text: str, start: int, limit: int, must_pass: int, half: int) 
     b = text.rfind("\n", soft_lo, limit + 1)
     if b >= 0:
         return b
-    lo = must_pass + 1
-    for sep in _ASCII_WS:
-        i = text.rfind(sep, lo, limit + 1)
-        if i >= 0:
-            b = lo = i
-    if b >= 0:
-        return b
-    for match in _WS.finditer(text, must_pass + 1, limit + 1):  # other Unicode whitespace
-        b = match.start()
-    if b >= 0:
-        return b
-    return limit
+    return _last_space(text, must_pass + 1, limit)
 
 
 def _overlap_start(text: str, lo: int, end: int) -> int:
