@@ -29,3 +29,23 @@ def extract_with(reader: str, path: Path) -> tuple[str, list[TextPiece]] | ErrIn
     if isinstance(got, Err):
         return got.error
     return got.value.document.title, list(got.value.pieces)
+
+
+def document_pieces(
+    path: Path, encoding: str = "auto"
+) -> tuple[object, list[tuple[str, str, bool]]]:
+    """The document of ``path`` as a run streams it (the text formats, in process) and
+    its pieces as (text, section, boundary); nothing may stay open."""
+    from funcpipe_rag.readers import iter_documents, readers_for
+
+    ledger = ResourceLedger()
+    stream = iter_documents(iter_paths([path]), ledger, readers=readers_for(encoding=encoding))
+    try:
+        (r,) = list(stream)
+        assert isinstance(r, Ok), r
+        pieces = [(p.text, p.section, p.boundary) for p in r.value.pieces]
+        doc = r.value.document
+    finally:
+        stream.close()
+    assert ledger.snapshot().open_total == 0
+    return doc, pieces

@@ -18,6 +18,7 @@ from funcpipe_rag.readers import iter_documents
 from funcpipe_rag.readers.files import MEMORY_READ_LIMIT
 from funcpipe_rag.result import Ok
 from funcpipe_rag.walk import iter_paths
+from tests.readers.parsing import document_pieces
 
 PAGE = """\
 <!DOCTYPE html>
@@ -51,19 +52,7 @@ PAGE = """\
 
 
 def extract(path: Path, encoding: str = "auto") -> tuple[object, list[tuple[str, str, bool]]]:
-    from funcpipe_rag.readers import readers_for
-
-    ledger = ResourceLedger()
-    stream = iter_documents(iter_paths([path]), ledger, readers=readers_for(encoding=encoding))
-    try:
-        (r,) = list(stream)
-        assert isinstance(r, Ok), r
-        pieces = [(p.text, p.section, p.boundary) for p in r.value.pieces]
-        doc = r.value.document
-    finally:
-        stream.close()
-    assert ledger.snapshot().open_total == 0
-    return doc, pieces
+    return document_pieces(path, encoding)
 
 
 def test_visible_text_sections_and_title(tmp_path: Path) -> None:

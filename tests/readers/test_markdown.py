@@ -15,8 +15,8 @@ from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.readers import iter_documents
 from funcpipe_rag.readers.files import MEMORY_READ_LIMIT
 from funcpipe_rag.readers.mdscan import MarkdownScanner, heading_text
-from funcpipe_rag.result import Ok
 from funcpipe_rag.walk import iter_paths
+from tests.readers.parsing import document_pieces
 
 GUIDE = """\
 ---
@@ -62,17 +62,7 @@ Closing hashes are dropped.
 
 
 def extract(path: Path) -> tuple[object, list[tuple[str, str, bool]]]:
-    ledger = ResourceLedger()
-    stream = iter_documents(iter_paths([path]), ledger)
-    try:
-        (r,) = list(stream)
-        assert isinstance(r, Ok)
-        pieces = [(p.text, p.section, p.boundary) for p in r.value.pieces]
-        doc = r.value.document
-    finally:
-        stream.close()
-    assert ledger.snapshot().open_total == 0
-    return doc, pieces
+    return document_pieces(path)
 
 
 def chunks(path: Path, size: int = 800) -> list[tuple[int, int, str, str]]:
