@@ -216,8 +216,7 @@ def evaluate(
     ledger = ledger if ledger is not None else ResourceLedger()
     settings = settings if settings is not None else RunSettings()
     report = EvalReport(str(index_path), len(queries))
-    options = (settings or RunSettings()).index_options()
-    opened = open_index(index_path, None, ledger, readonly=True, options=options)
+    opened = open_index(index_path, None, ledger, readonly=True, options=settings.index_options())
     with contextlib.closing(opened) as index:
         stored = [(d.path, d.abs_path) for d in index.documents()]
         report.unknown_labels = sorted(
