@@ -41,6 +41,7 @@ from .walk import WalkOptions
 EMBEDDERS = registry.NAMES
 POOLINGS = ("auto", "mean", "cls", "max")
 REPORTS = ("text", "json", "none")
+CHANGE_CHECKS = ("stat", "content")
 
 # Commands a setting can belong to. "ingest" covers --plan and --reembed too.
 INGEST = ("ingest", "config")
@@ -284,6 +285,15 @@ class RunSettings:
         commands=WALKING,
         remember=True,
         metavar="CODEC",
+    )
+    # `funcpipe verify` always reads and hashes: it is the check of what this one trusts.
+    change_check: str = setting(
+        "stat",
+        section="read",
+        help="how a re-run finds unchanged files: stat (inode, size, mtime and ctime as "
+        "stored with a file read 2 s or more after its last write; else read) or content "
+        "(read and hash every file)",
+        choices=CHANGE_CHECKS,
     )
 
     # PostgreSQL only (an SQLite index is one file, written by one run at a time).

@@ -26,6 +26,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .changes import ChangeCheck
 from .chunking.chunks import Chunk, ChunkWithoutEmbedding, iter_chunks
 from .config import RunSettings
 from .embedders.base import Embedder, embed_chunks
@@ -185,6 +186,7 @@ class _Sink:
             doc_size=src.size,
             doc_mtime_ns=src.mtime_ns,
             doc_hash=c.doc.file_hash,
+            doc_signature=src.signature,
             last_of_doc=c.is_last,
             doc_failed=c.doc_id in self._failed_docs,
             reader=c.doc.reader,
@@ -275,6 +277,25 @@ def build_pipeline(
     if files is None:
         files = walk_request(req)
 
+    readers = readers_for(encoding=settings.encoding)
+    check = ChangeCheck(index, readers, by_stat=settings.change_check == "stat", refresh=True)
+
+    def unread(r: Result[SourceFile, ErrInfo]) -> bool:
+        """Drop (and count) a file unchanged by its stat signature: it is not opened."""
+        if isinstance(r, Err):
+            return True
+        src = r.value
+        stored = check.unchanged_unread(src)
+        if stored is None:
+            return True
+        stats.files_seen += 1
+        seen.add(src.doc_id)
+        stats.files_by_reader[stored.reader.split("/", 1)[0]] += 1
+        stats.bytes_seen += src.size
+        stats.current = src.path
+        stats.files_unchanged += 1
+        return False
+
     def keep(r: Result[RawFile, ErrInfo]) -> bool:
         """Count each file once; drop skips and unchanged files before they are parsed."""
         stats.files_seen += 1
@@ -288,11 +309,9 @@ def build_pipeline(
         stats.files_by_reader[r.value.reader.name] += 1
         stats.bytes_seen += r.value.size
         stats.current = src.path
-        if index is not None:
-            stored = index.stored_doc(src.doc_id)
-            if stored is not None and stored.unchanged(r.value.file_hash, r.value.reader_id):
-                stats.files_unchanged += 1
-                return False
+        if check.unchanged_read(r.value):
+            stats.files_unchanged += 1
+            return False
         return True
 
     def chunked(r: Result[ChunkWithoutEmbedding, ErrInfo]) -> bool:
@@ -306,10 +325,8 @@ def build_pipeline(
             return False
         return True
 
-    readers = readers_for(encoding=settings.encoding)
-    docs = extract_documents(
-        sfilter(keep, read_files(files, ledger, readers=readers)), ledger, parsers
-    )
+    raws = sfilter(keep, read_files(sfilter(unread, files), ledger, readers=readers))
+    docs = extract_documents(check.flushed(raws), ledger, parsers)
     chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(settings)))
     store = index if index is not None else cache
     embedded = embed_chunks(

@@ -1,15 +1,18 @@
 """Compare an index with the tree it came from: ``ingest --plan`` and ``verify``.
 
-Both walk and hash the files exactly as ``ingest`` does (same walker, same text policy,
+Both walk and read the files exactly as ``ingest`` does (same walker, same text policy,
 same chunk identity), open the index read-only, and never embed or write anything.
 
 * :func:`plan` says, per file, what the next ``ingest`` would do: ``new``, ``changed``,
   ``unchanged``, ``deleted`` (in the index, gone from the tree), ``skipped`` or
   ``failed``, with its chunk count and how many of those chunks still need a vector.
-* :func:`verify` reports every mismatch: the file's own consistency (integrity,
-  vector dimensions, orphan chunks, chunks without vectors, incomplete documents) and,
-  given paths, files missing from the index, stale ones, and documents whose file is
-  gone.
+  It decides "unchanged" as ingest does (:mod:`.changes`): by the stat signature
+  unless ``change_check = "content"``.
+* :func:`verify` reads and hashes every file whatever ``change_check`` says (it checks
+  what a stat signature vouched for) and reports every mismatch: the file's own
+  consistency (integrity, vector dimensions, orphan chunks, chunks without vectors,
+  incomplete documents) and, given paths, files missing from the index, stale ones,
+  and documents whose file is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .changes import ChangeCheck
 from .chunking.chunks import iter_chunks
 from .config import RunSettings
 from .embedders.registry import content_space, planned_space
@@ -36,11 +40,14 @@ from .index import (
 )
 from .policies.ledger import ResourceLedger
 from .readers import (
+    DocumentReader,
     ParserPool,
     RawFile,
     extract_documents,
     open_parser_pool,
+    read_file,
     read_files,
+    reader_lineup,
     readers_for,
 )
 from .result import Err, ErrInfo, Ok, Result
@@ -94,6 +101,33 @@ def _raw_files(
         raws.close()
 
 
+def _to_read(
+    roots: Iterable[str],
+    settings: RunSettings,
+    check: ChangeCheck,
+    seen: set[str],
+    ledger: ResourceLedger,
+    readers: tuple[DocumentReader, ...],
+) -> Iterator[Result[RawFile, ErrInfo] | PlanEntry]:
+    """The walk, read: an ``unchanged`` entry for a file its stat signature vouches for
+    (not opened), else the file read and hashed as ingest reads it."""
+    held = reader_lineup(readers)
+    walk = iter_paths(roots, settings.walk_options())
+    try:
+        for w in walk:
+            if isinstance(w, Err):
+                yield w
+                continue
+            src = w.value
+            if check.unchanged_unread(src) is not None:
+                seen.add(src.doc_id)
+                yield PlanEntry(src.path, "unchanged")
+                continue
+            yield read_file(src, ledger, readers=readers, readers_lineup=held)
+    finally:
+        walk.close()
+
+
 def _under(roots: Iterable[str]) -> tuple[str, ...]:
     return tuple(
         display_path(os.path.abspath(r)).rstrip("/") + "/" for r in roots if os.path.isdir(r)
@@ -129,7 +163,14 @@ def plan(
         space = content_space(settings)
         stored = {d.doc_id: d for d in index.documents()} if index is not None else {}
         seen: set[str] = set()
-        for r in _raw_files(roots, settings, ledger):
+        readers = readers_for(encoding=settings.encoding)
+        check = ChangeCheck(
+            index, readers, by_stat=settings.change_check == "stat", lookup=stored.get
+        )
+        for r in _to_read(roots, settings, check, seen, ledger, readers):
+            if isinstance(r, PlanEntry):
+                yield r
+                continue
             if isinstance(r, Err):
                 yield _failed_entry(r.error, seen)
                 continue
@@ -137,7 +178,7 @@ def plan(
             src = raw.source
             seen.add(src.doc_id)
             old = stored.get(src.doc_id)
-            if old is not None and old.unchanged(raw.file_hash, raw.reader_id):
+            if check.unchanged_read(raw):
                 yield PlanEntry(src.path, "unchanged")
                 continue
             got = _chunk_hashes(raw, settings, space, ledger, parsers)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from .ignores import IGNORE_FILES, IgnoreRules
 from .result import Err, ErrInfo, Ok, Result, make_errinfo
+from .signature import stat_key
 from .streams import Stage, close_quietly
 
 
@@ -45,7 +46,12 @@ def is_skip(err: object) -> bool:
 @dataclass(frozen=True, slots=True)
 class SourceFile:
     """A regular file found by the walk. ``path`` (as walked) and ``abs_path`` are display
-    text; ``fs_path`` opens it; ``doc_id`` hashes the absolute path's bytes."""
+    text; ``fs_path`` opens it; ``doc_id`` hashes the absolute path's bytes.
+
+    ``stat_key`` is the walk's :func:`~funcpipe_rag.signature.stat_key` of the file ("" if
+    unknown: never taken as unchanged unread). ``signature`` is set once the file is read:
+    the trusted signature of the ``fstat`` its bytes were hashed under, or None (racy).
+    """
 
     path: str
     fs_path: str
@@ -53,6 +59,8 @@ class SourceFile:
     size: int
     mtime_ns: int
     abs_path: str
+    stat_key: str = ""
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +103,13 @@ def _classify_file(path: str, st: os.stat_result, opts: WalkOptions) -> Result[S
     doc_id = hashlib.blake2b(os.fsencode(absolute), digest_size=12).hexdigest()
     return Ok(
         SourceFile(
-            display_path(path), path, doc_id, st.st_size, st.st_mtime_ns, display_path(absolute)
+            display_path(path),
+            path,
+            doc_id,
+            st.st_size,
+            st.st_mtime_ns,
+            display_path(absolute),
+            stat_key(st),
         )
     )
 

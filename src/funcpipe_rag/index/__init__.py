@@ -25,6 +25,7 @@ from .base import (
     IndexSpace,
     PendingChunk,
     Query,
+    SignatureRefresh,
     StoredDocument,
     VectorIndex,
 )
@@ -139,6 +140,7 @@ __all__ = [
     "IndexSpace",
     "PendingChunk",
     "Query",
+    "SignatureRefresh",
     "StoredDocument",
     "VectorIndex",
     "discard_index",

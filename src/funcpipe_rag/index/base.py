@@ -93,10 +93,36 @@ class StoredDocument:
     complete: bool
     reader: str = ""  # name/version of the reader that extracted it
     note: str = ""  # why it is not complete, when known ("embed": chunks failed to embed)
+    # the trusted stat signature of the stored version's bytes (funcpipe_rag.signature);
+    # None: untrusted (racy, or stored before signatures were kept) -> read to compare
+    signature: str | None = None
 
     def unchanged(self, file_hash: str, reader: str) -> bool:
         """Stored completely from these very bytes, by this version of its reader."""
         return self.complete and self.file_hash == file_hash and self.reader == reader
+
+    def unchanged_unread(self, signature: str | None, readers: frozenset[str]) -> bool:
+        """Stored completely, and the file's stat signature now (under this run's reader
+        line-up) is the trusted one stored with it, its reader one of ``readers`` (their
+        ids): the file may be taken as unchanged without reading it."""
+        return (
+            self.complete
+            and self.signature is not None
+            and self.signature == signature
+            and self.reader in readers
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRefresh:
+    """A file read again and found unchanged whose stored signature is missing or stale:
+    store ``signature`` if the row still holds this complete version (``file_hash``,
+    ``reader``), so the next run need not read it."""
+
+    doc_id: str
+    file_hash: str
+    reader: str
+    signature: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +148,7 @@ class PendingChunk:
     title: str = ""
     section: str = ""
     page: int | None = None
+    doc_signature: str | None = None  # stored when the document completes
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +386,11 @@ class VectorIndex(Protocol):
 
     def write(self, batch: Sequence[PendingChunk]) -> None: ...
 
+    def refresh_signatures(self, refreshes: Sequence[SignatureRefresh]) -> None:
+        """Store the signatures of files found unchanged by reading them (own
+        transaction); a row that moved on since (another version) is left alone."""
+        ...
+
     def prune(self, roots: Sequence[str], keep: set[str], *, everything: bool = False) -> int:
         """Forget documents under ``roots`` (absolute display paths) not in ``keep``."""
         ...
@@ -412,6 +444,7 @@ __all__ = [
     "IndexSpace",
     "PendingChunk",
     "Query",
+    "SignatureRefresh",
     "StoredDocument",
     "Vector",
     "VectorIndex",

@@ -3,7 +3,7 @@
 One *collection* is one schema in the database, holding one vector space::
 
     meta(key, value)             schema version, embedder, model, dim, chunker, settings
-    documents(doc_id, ...)       as in SQLite (see :mod:`.sqlite`)
+    documents(doc_id, ...)       as in SQLite (see :mod:`.sqlite`), signature included
     chunks(chunk_id, ...)        as in SQLite, plus an index on content_hash, and
                                  ``tsv``, the text's lexemes (PostgreSQL keeps this
                                  generated column in step with every write; GIN index)
@@ -23,7 +23,7 @@ import re
 
 from ..errors import ConfigError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 TEXT_CONFIG = "english"
 """The text-search configuration of ``chunks.tsv`` and of lexical queries (Snowball
 English stemming, as the SQLite index's FTS5 table stems with Porter)."""
@@ -43,7 +43,8 @@ CREATE TABLE documents (
     reader text NOT NULL DEFAULT '',
     encoding text NOT NULL DEFAULT '',
     title text NOT NULL DEFAULT '',
-    note text NOT NULL DEFAULT ''
+    note text NOT NULL DEFAULT '',
+    signature text
 );
 CREATE TABLE chunks (
     chunk_id text PRIMARY KEY,
@@ -92,7 +93,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "meta": ("key", "value"),
     "documents": (
         "doc_id", "path", "abs_path", "size", "mtime_ns", "file_hash", "complete", "run_id",
-        "reader", "encoding", "title", "note",
+        "reader", "encoding", "title", "note", "signature",
     ),
     "chunks": (
         "chunk_id", "doc_id", "seq", "start", "end", "text", "content_hash", "run_id",
@@ -107,6 +108,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "workers": ("worker", "walked", "heartbeat"),
 }  # fmt: skip
 META_KEYS = ("schema", "embedder", "model", "dim", "chunker")
+
+# version -> the statements that bring a collection of that version one version up, and
+# the version they bring it to. 1 -> 2: each document's stat signature
+# (funcpipe_rag.signature); old rows get NULL, untrusted, so their files are read once.
+MIGRATIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "1": (("ALTER TABLE documents ADD COLUMN signature text",), "2"),
+}
 
 # Staging tables of one session, emptied at every commit: binary COPY fills them, then
 # one INSERT ... ON CONFLICT moves the rows (COPY alone cannot skip or update a row).
@@ -144,6 +152,7 @@ __all__ = [
     "CHUNK_TYPES",
     "COLUMNS",
     "META_KEYS",
+    "MIGRATIONS",
     "SCHEMA_VERSION",
     "STAGING",
     "TABLES",

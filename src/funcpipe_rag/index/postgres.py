@@ -48,6 +48,7 @@ from .base import (
     IndexSpace,
     PendingChunk,
     Query,
+    SignatureRefresh,
     StoredDocument,
 )
 from .options import IndexOptions
@@ -56,6 +57,7 @@ from .pg_schema import (
     CHUNK_TYPES,
     COLUMNS,
     META_KEYS,
+    MIGRATIONS,
     SCHEMA_VERSION,
     STAGING,
     TABLES,
@@ -207,6 +209,7 @@ class PgIndex:
                     f"schema {self.schema} in {redact_url(self.target)} is not a funcpipe "
                     "collection; use another --collection"
                 )
+            self._upgrade(tables)
             meta = self._check_trust(tables)
         self.remembered = remembered_from_meta(meta)
         stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
@@ -245,6 +248,27 @@ class PgIndex:
             )
         if self.options.hnsw and space.dim:
             self._ensure_hnsw()
+
+    def _upgrade(self, tables: set[str]) -> None:
+        """Bring a collection of an older schema up to this one, in place, in the opening
+        transaction (under the advisory lock a writer holds); the trust check follows."""
+        if not {"meta", "documents"} <= tables:
+            return  # not ours, or damaged: the trust check says so
+        conn = self._main.conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        version = None if row is None else str(row[0])
+        if version is None or version == SCHEMA_VERSION or version not in MIGRATIONS:
+            return
+        if self._readonly:
+            raise ConfigError(
+                f"index {self.name} has the older schema version {version}: run "
+                "`funcpipe ingest` on it once to upgrade it in place"
+            )
+        while version in MIGRATIONS:
+            steps, version = MIGRATIONS[version]
+            for statement in steps:
+                conn.execute(statement)
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'schema'", (version,))
 
     def _check_trust(self, tables: set[str]) -> dict[str, str]:
         conn = self._main.conn
@@ -319,12 +343,14 @@ class PgIndex:
 
     # -- reads ------------------------------------------------------------------------
 
-    _DOC_COLUMNS = "doc_id, path, abs_path, file_hash, complete, reader, note"
+    _DOC_COLUMNS = "doc_id, path, abs_path, file_hash, complete, reader, note, signature"
 
     @staticmethod
     def _doc(row: Sequence[Any]) -> StoredDocument:
-        doc_id, path, abs_path, file_hash, complete, reader, note = row
-        return StoredDocument(doc_id, path, abs_path, file_hash, bool(complete), reader, note)
+        doc_id, path, abs_path, file_hash, complete, reader, note, signature = row
+        return StoredDocument(
+            doc_id, path, abs_path, file_hash, bool(complete), reader, note, signature
+        )
 
     def stored_doc(self, doc_id: str) -> StoredDocument | None:
         with guard(self.target, "reading a document"):
@@ -468,7 +494,11 @@ class PgIndex:
                        run, p.reader, p.encoding, _clean(p.title))
             for p in batch
         }  # fmt: skip
-        completed = {p.doc_id: p.doc_hash for p in batch if p.last_of_doc and not p.doc_failed}
+        completed = {
+            p.doc_id: (p.doc_hash, p.doc_signature)
+            for p in batch
+            if p.last_of_doc and not p.doc_failed
+        }
         failed = [p.doc_id for p in batch if p.last_of_doc and p.doc_failed]
 
         def attempt() -> None:
@@ -483,7 +513,7 @@ class PgIndex:
         cur: psycopg.Cursor[Any],
         batch: Sequence[PendingChunk],
         docs: dict[str, tuple[Any, ...]],
-        completed: dict[str, str],
+        completed: dict[str, tuple[str, str | None]],
         failed: list[str],
     ) -> None:
         run = self.run_id
@@ -494,7 +524,8 @@ class PgIndex:
             "ON CONFLICT (doc_id) DO UPDATE SET path = excluded.path, size = excluded.size, "
             "mtime_ns = excluded.mtime_ns, run_id = excluded.run_id, "
             "reader = excluded.reader, encoding = excluded.encoding, title = excluded.title, "
-            "note = ''",
+            # a row being rewritten vouches for no bytes until it completes again
+            "note = '', signature = NULL",
             sorted(docs.values()),
         )
         with cur.copy(
@@ -520,9 +551,10 @@ class PgIndex:
         if completed:
             ids = sorted(completed)
             cur.execute(
-                "UPDATE documents d SET file_hash = u.h, complete = true "
-                "FROM unnest(%s::text[], %s::text[]) AS u(id, h) WHERE d.doc_id = u.id",
-                (ids, [completed[i] for i in ids]),
+                "UPDATE documents d SET file_hash = u.h, complete = true, signature = u.s "
+                "FROM unnest(%s::text[], %s::text[], %s::text[]) AS u(id, h, s) "
+                "WHERE d.doc_id = u.id",
+                (ids, [completed[i][0] for i in ids], [completed[i][1] for i in ids]),
             )
             # Every chunk of this version is stored: drop the stale ones.
             cur.execute("DELETE FROM chunks WHERE doc_id = ANY(%s) AND run_id != %s", (ids, run))
@@ -534,6 +566,25 @@ class PgIndex:
                 "WHERE doc_id = ANY(%s)",
                 (finished,),
             )
+
+    def refresh_signatures(self, refreshes: Sequence[SignatureRefresh]) -> None:
+        """Store signatures of files read and found unchanged, where the row still holds
+        that complete version (one transaction; another run may have moved it on)."""
+        if not refreshes:
+            return
+        conn = self._conn()
+        rows = [(r.signature, r.doc_id, r.file_hash, r.reader) for r in refreshes]
+
+        def attempt() -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE documents SET signature = %s WHERE doc_id = %s AND complete "
+                    "AND file_hash = %s AND reader = %s",
+                    rows,
+                )
+
+        with guard(self.target, "storing signatures"):
+            retrying(attempt)
 
     def remember(self, settings: Mapping[str, Any]) -> None:
         values = dict(settings)

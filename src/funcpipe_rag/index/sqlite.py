@@ -3,11 +3,11 @@
 WAL journal, batched transactions: what a run stored survives any interruption, a
 ``kill -9`` included, and the next run embeds only what is missing.
 
-Tables (schema version 3)::
+Tables (schema version 4)::
 
     meta(key, value)            schema version, embedder, model, dim, chunker
     documents(doc_id, path, abs_path, size, mtime_ns, file_hash, complete, run_id,
-              reader, encoding, title, note)
+              reader, encoding, title, note, signature)
     chunks(id, chunk_id, doc_id, seq, start, end, text, content_hash, run_id, section,
            page, block)
     vectors(content_hash, vector)  float32 little-endian blobs, one per distinct content
@@ -68,13 +68,14 @@ from .base import (
     IndexSpace,
     PendingChunk,
     Query,
+    SignatureRefresh,
     StoredDocument,
 )
 from .local import LocalShare
 from .lock import RunLock
 from .options import IndexOptions
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (
@@ -89,7 +90,8 @@ CREATE TABLE documents (
     reader TEXT NOT NULL DEFAULT '',
     encoding TEXT NOT NULL DEFAULT '',
     title TEXT NOT NULL DEFAULT '',
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    signature TEXT
 );
 CREATE TABLE vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
 """
@@ -132,6 +134,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "encoding",
         "title",
         "note",
+        "signature",
     ),
     "chunks": (
         "id",
@@ -202,11 +205,19 @@ def _v2_to_v3(conn: sqlite3.Connection) -> str:
     return "3"
 
 
+def _v3_to_v4(conn: sqlite3.Connection) -> str:
+    """Version 4 keeps each document's stat signature (:mod:`funcpipe_rag.signature`).
+    Old rows get NULL, untrusted: the next run reads and hashes their files as before
+    (and stores a signature for those it finds unchanged)."""
+    conn.execute("ALTER TABLE documents ADD COLUMN signature TEXT")
+    return "4"
+
+
 # Pages of write-ahead log between checkpoints (4 KiB pages: 64 MiB of disk, never of
 # memory; the log is truncated when the last connection closes).
 _CHECKPOINT_PAGES = 16384
 # version -> the step that brings an index of that version one version up
-_MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3}
+_MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3, "3": _v3_to_v4}
 # Lets a search read vector blocks straight from the page cache (measured faster than
 # read() calls when this was chosen); mapped pages count in RSS (see the README).
 _MMAP_BYTES = 1 << 31
@@ -564,12 +575,14 @@ class SqliteIndex:
 
     # -- reads ------------------------------------------------------------------------
 
-    _DOC_COLUMNS = "doc_id, path, abs_path, file_hash, complete, reader, note"
+    _DOC_COLUMNS = "doc_id, path, abs_path, file_hash, complete, reader, note, signature"
 
     @staticmethod
     def _doc(row: tuple[Any, ...]) -> StoredDocument:
-        doc_id, path, abs_path, file_hash, complete, reader, note = row
-        return StoredDocument(doc_id, path, abs_path, file_hash, bool(complete), reader, note)
+        doc_id, path, abs_path, file_hash, complete, reader, note, signature = row
+        return StoredDocument(
+            doc_id, path, abs_path, file_hash, bool(complete), reader, note, signature
+        )
 
     def stored_doc(self, doc_id: str) -> StoredDocument | None:
         with self._guard("reading a document"):
@@ -720,7 +733,9 @@ class SqliteIndex:
                 "VALUES (?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?) ON CONFLICT(doc_id) DO UPDATE SET "
                 "path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "run_id = excluded.run_id, reader = excluded.reader, "
-                "encoding = excluded.encoding, title = excluded.title, note = ''",
+                "encoding = excluded.encoding, title = excluded.title, note = '', "
+                # a row being rewritten vouches for no bytes until it completes again
+                "signature = NULL",
                 list(
                     {
                         p.doc_id: (
@@ -774,14 +789,27 @@ class SqliteIndex:
                     continue
                 # Every chunk of this version is stored: mark it, then drop stale ones.
                 conn.execute(
-                    "UPDATE documents SET file_hash = ?, complete = 1 WHERE doc_id = ?",
-                    (p.doc_hash, p.doc_id),
+                    "UPDATE documents SET file_hash = ?, complete = 1, signature = ? "
+                    "WHERE doc_id = ?",
+                    (p.doc_hash, p.doc_signature, p.doc_id),
                 )
                 stale = ("doc_id = ? AND run_id != ?", (p.doc_id, run))
                 touched |= sqlite_vectors.blocks_of(conn, *stale)
                 conn.execute(f"DELETE FROM chunks WHERE {stale[0]}", stale[1])
             # Deletes reached the full-text index by its triggers; the blocks follow here.
             sqlite_vectors.refresh(conn, touched, block)
+
+    def refresh_signatures(self, refreshes: Sequence[SignatureRefresh]) -> None:
+        """Store signatures of files read and found unchanged, where the row still holds
+        that complete version (one transaction)."""
+        if not refreshes:
+            return
+        with self._guard("storing signatures"), self._transaction() as conn:
+            conn.executemany(
+                "UPDATE documents SET signature = ? WHERE doc_id = ? AND complete = 1 "
+                "AND file_hash = ? AND reader = ?",
+                [(r.signature, r.doc_id, r.file_hash, r.reader) for r in refreshes],
+            )
 
     def remember(self, settings: Mapping[str, Any]) -> None:
         values = dict(settings)

@@ -15,9 +15,11 @@ Errors and skips pass through both stages unchanged.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
+from dataclasses import replace
 
 from ..policies.ledger import ResourceLedger
 from ..result import Err, ErrInfo, Ok, Result
+from ..signature import lineup, signature
 from ..streams import Stage, close_quietly
 from ..walk import SourceFile
 from .base import Document, DocumentReader, Extraction, RawFile, TextPiece, reader_id
@@ -57,14 +59,22 @@ def choose_reader(
     return next((r for r in readers if r.accepts(src, head)), None)
 
 
+def reader_lineup(readers: Iterable[DocumentReader]) -> str:
+    """The :func:`~funcpipe_rag.signature.lineup` of ``readers`` (their ids, in order)."""
+    return lineup(reader_id(r) for r in readers)
+
+
 def read_file(
     src: SourceFile,
     ledger: ResourceLedger,
     *,
     readers: Iterable[DocumentReader] = READERS,
     after_read: AfterRead | None = None,
+    readers_lineup: str | None = None,
 ) -> Result[RawFile, ErrInfo]:
-    """Read, hash and sniff one file (see :mod:`.files`)."""
+    """Read, hash and sniff one file (see :mod:`.files`). The raw file's ``source``
+    carries the trusted stat signature of the read under ``readers``' line-up (or None:
+    racy); ``readers_lineup`` is that line-up, when the caller has it already."""
     got = read_bytes(src, ledger, after_read=after_read)
     if isinstance(got, Err):
         return got
@@ -74,6 +84,11 @@ def read_file(
     reader = choose_reader(src, fb.head, readers)
     if reader is None:
         return read_skip("SKIP/BINARY", "binary file (NUL byte in the first 8 KiB)", src)
+    if fb.stat_key is not None:
+        held = readers_lineup if readers_lineup is not None else reader_lineup(readers)
+        src = replace(src, signature=signature(fb.stat_key, held))
+    elif src.signature is not None:
+        src = replace(src, signature=None)
     return Ok(RawFile(src, fb.file_hash, fb.size, fb.head, fb.data, reader))
 
 
@@ -86,12 +101,15 @@ def read_files(
 ) -> Stage[Result[RawFile, ErrInfo]]:
     """:func:`read_file` for each walked file; errors pass through."""
     chosen = tuple(readers)
+    held = reader_lineup(chosen)
 
     def gen() -> Generator[Result[RawFile, ErrInfo], None, None]:
         try:
             for r in files:
                 if isinstance(r, Ok):
-                    yield read_file(r.value, ledger, readers=chosen, after_read=after_read)
+                    yield read_file(
+                        r.value, ledger, readers=chosen, after_read=after_read, readers_lineup=held
+                    )
                 else:
                     yield r
         finally:
@@ -153,5 +171,6 @@ __all__ = [
     "read_file",
     "read_files",
     "reader_id",
+    "reader_lineup",
     "readers_for",
 ]

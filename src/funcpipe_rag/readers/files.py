@@ -4,11 +4,15 @@ A file is opened with ``O_NONBLOCK`` and checked with ``fstat`` (a path swapped 
 FIFO after the walk cannot hang the run) and counted in the ledger while open.
 
 Files up to :data:`MEMORY_READ_LIMIT` are read into memory in one pass; ``fstat``
-before and after tells whether a writer was busy with the file meanwhile (size or
-mtime moved, or fewer bytes came than it claimed): then the read is tried once more,
+before and after tells whether a writer was busy with the file meanwhile (inode, size,
+mtime or ctime moved, or fewer bytes came than it claimed): then the read is tried once more,
 and a file still changing is ``READ/CHANGED``. Larger files are hashed in a streaming
 pass; a reader that streams them again reads through :class:`VerifiedStream`, which
 checks at the end that the bytes hash the same.
+
+The ``fstat`` after a good read is the file's stat signature (:mod:`funcpipe_rag.signature`)
+for the bytes hashed; a large file's too, as its streamed reader stores a document only if
+its bytes hash the same again.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Callable, Generator
 from typing import BinaryIO
 
 from ..policies.ledger import ResourceLedger
 from ..result import Err, ErrInfo, Ok, Result, make_errinfo
+from ..signature import stat_key, trusted_key
 from ..walk import SourceFile
 
 BLOCK_SIZE = 1 << 20
@@ -64,9 +70,8 @@ class OpenFile:
             raise
         self._handle = ledger.acquire("file", src.path)
 
-    def stamp(self) -> tuple[int, int]:
-        st = os.fstat(self.file.fileno())
-        return st.st_size, st.st_mtime_ns
+    def stamp(self) -> os.stat_result:
+        return os.fstat(self.file.fileno())
 
     def close(self) -> None:
         try:
@@ -103,15 +108,20 @@ def _read_all(opened: OpenFile, size: int) -> bytes:
 
 
 class FileBytes:
-    """What one read of a file gave: its hash, size, head and (if small) its bytes."""
+    """What one read of a file gave: its hash, size, head and (if small) its bytes, and
+    the trusted :func:`~funcpipe_rag.signature.stat_key` of the ``fstat`` they were read
+    under (None when the file was written too recently to trust it: racy)."""
 
-    __slots__ = ("data", "file_hash", "head", "size")
+    __slots__ = ("data", "file_hash", "head", "size", "stat_key")
 
-    def __init__(self, file_hash: str, size: int, head: bytes, data: bytes | None) -> None:
+    def __init__(
+        self, file_hash: str, size: int, head: bytes, data: bytes | None, key: str | None
+    ) -> None:
         self.file_hash = file_hash
         self.size = size
         self.head = head
         self.data = data
+        self.stat_key = key
 
 
 def read_bytes(
@@ -123,10 +133,11 @@ def read_bytes(
         if isinstance(opened, Err):
             return opened
         f = opened.value
+        began_ns = time.time_ns()  # before the first byte: see signature.trusted_key
         try:
             before = f.stamp()
-            if before[0] <= MEMORY_READ_LIMIT:
-                data: bytes | None = _read_all(f, before[0])
+            if before.st_size <= MEMORY_READ_LIMIT:
+                data: bytes | None = _read_all(f, before.st_size)
                 assert data is not None
                 digest = new_hasher()
                 digest.update(data)
@@ -145,8 +156,10 @@ def read_bytes(
             return read_fail("READ/IO", "read failed", src, exc)
         finally:
             f.close()
-        if before == after and size == after[0]:
-            return Ok(FileBytes(digest.hexdigest(), size, head, data))
+        key = stat_key(after)
+        if stat_key(before) == key and size == after.st_size:
+            trusted = trusted_key(after, began_ns)
+            return Ok(FileBytes(digest.hexdigest(), size, head, data, trusted))
         if attempt == 2:
             return read_fail(
                 "READ/CHANGED",
