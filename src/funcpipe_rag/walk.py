@@ -34,6 +34,8 @@ from .streams import Stage, close_quietly
 
 def display_path(path: str | bytes) -> str:
     """A printable, storable text for a file name that may hold non-UTF-8 bytes."""
+    if isinstance(path, str) and path.isascii():
+        return path  # what the round trip below gives, without it (most names)
     raw = os.fsencode(path)
     return raw.decode("utf-8", "backslashreplace")
 
@@ -91,7 +93,10 @@ def _matches(patterns: tuple[str, ...], rel: str, name: str) -> bool:
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _classify_file(path: str, st: os.stat_result, opts: WalkOptions) -> Result[SourceFile, ErrInfo]:
+def _classify_file(
+    path: str, st: os.stat_result, opts: WalkOptions, absolute: str | None = None
+) -> Result[SourceFile, ErrInfo]:
+    """``absolute`` is ``os.path.abspath(path)`` when the caller knows it already."""
     mode = st.st_mode
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return _skip("SKIP/SPECIAL", "not a regular file (FIFO, socket or device)", path)
@@ -99,7 +104,8 @@ def _classify_file(path: str, st: os.stat_result, opts: WalkOptions) -> Result[S
         return _skip("SKIP/SPECIAL", "not a regular file", path)
     if st.st_size > opts.max_file_bytes:
         return _skip("SKIP/TOO_LARGE", f"larger than {opts.max_file_bytes} bytes", path)
-    absolute = os.path.abspath(path)
+    if absolute is None:
+        absolute = os.path.abspath(path)
     doc_id = hashlib.blake2b(os.fsencode(absolute), digest_size=12).hexdigest()
     return Ok(
         SourceFile(
@@ -119,9 +125,10 @@ class _Level:
     """One open directory of the walk: its entries not yet visited, its identity (for
     cycle detection) and the ignore rules it adds."""
 
-    entries: Iterator[tuple[str, str]]
+    entries: Iterator[tuple[str, str, str]]  # (path as walked, relative path, name)
     key: tuple[int, int]
     rules: IgnoreRules
+    absolute: str  # the directory's os.path.abspath, "/"-terminated
 
 
 def _walk_root(root: str, opts: WalkOptions) -> Iterator[Result[SourceFile, ErrInfo]]:
@@ -142,20 +149,25 @@ def _walk_root(root: str, opts: WalkOptions) -> Iterator[Result[SourceFile, ErrI
     # link to any of them is a cycle.
     stack: list[_Level] = []
 
-    def enter(directory: str, rel: str, key: tuple[int, int]) -> Err[ErrInfo] | None:
+    def enter(directory: str, rel: str, key: tuple[int, int], absolute: str) -> Err[ErrInfo] | None:
         try:
             with os.scandir(directory) as it:
                 names = sorted(entry.name for entry in it)
         except OSError as exc:
             return _fail("WALK/LIST", "cannot list directory", directory, exc)
-        entries = iter([(os.path.join(directory, n), f"{rel}/{n}" if rel else n) for n in names])
+        # os.path.join by concatenation: a name from scandir holds no "/" (and it is
+        # the walk's hottest line); the absolute path likewise, from the folder's.
+        prefix = directory if directory.endswith("/") else directory + "/"
+        above = rel + "/" if rel else ""
+        entries = iter([(prefix + n, above + n, n) for n in names])
         rules = stack[-1].rules if stack else IgnoreRules.NONE
         if opts.ignore_files and any(n in IGNORE_FILES for n in names):
             rules = rules.descend(directory, rel)
-        stack.append(_Level(entries, key, rules))
+        stack.append(_Level(entries, key, rules, absolute))
         return None
 
-    first = enter(root, "", (st.st_dev, st.st_ino))
+    root_abs = os.path.abspath(root)
+    first = enter(root, "", (st.st_dev, st.st_ino), root_abs.rstrip("/") + "/")
     if first is not None:
         yield first
         return
@@ -164,8 +176,7 @@ def _walk_root(root: str, opts: WalkOptions) -> Iterator[Result[SourceFile, ErrI
         if entry is None:
             stack.pop()
             continue
-        path, rel = entry
-        name = os.path.basename(path)
+        path, rel, name = entry
         if not opts.hidden and name.startswith("."):
             continue
         if opts.exclude and _matches(opts.exclude, rel, name):
@@ -196,13 +207,13 @@ def _walk_root(root: str, opts: WalkOptions) -> Iterator[Result[SourceFile, ErrI
                     "SKIP/SYMLINK_LOOP", "symlink to a folder that contains it (a cycle)", path
                 )
                 continue
-            failed = enter(path, rel, key)
+            failed = enter(path, rel, key, stack[-1].absolute + name + "/")
             if failed is not None:
                 yield failed
             continue
         if opts.include and not _matches(opts.include, rel, name):
             continue
-        yield _classify_file(path, st, opts)
+        yield _classify_file(path, st, opts, stack[-1].absolute + name)
 
 
 def iter_paths(

@@ -80,8 +80,9 @@ def _plan(paths: list[str], settings: RunSettings, from_stdin: bool, null: bool)
     roots = tuple(_stdin_paths(null)) if from_stdin else tuple(paths)
     counts: dict[str, int] = {}
     chunks = to_embed = 0
+    out = sys.stdout.write
     for entry in plan_run(roots, settings):
-        sys.stdout.write(json.dumps(entry.to_jsonable(), ensure_ascii=False) + "\n")
+        out(entry.to_json_line())
         counts[entry.status] = counts.get(entry.status, 0) + 1
         chunks += entry.chunks
         to_embed += entry.to_embed
