@@ -16,7 +16,7 @@ from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
 from .bench_index_writes import bench_index_writes
 from .bench_ingest import bench_ingest
-from .bench_light import bench_light
+from .bench_light import bench_light, bench_plan
 from .bench_onnx import bench_onnx
 from .bench_parsers import bench_parsers
 from .bench_policies import bench_policies
@@ -39,6 +39,7 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "readers": bench_readers,
     "real": bench_real,
     "light": bench_light,
+    "plan": bench_plan,
     "real-hash": bench_real_hash,
     "postgres": bench_postgres,
     "parsers": bench_parsers,
