@@ -188,9 +188,16 @@ def test_read_only_media_with_an_unfinished_log_says_what_to_do(
 
 
 def to_older_schema(db: Path, version: str) -> None:
-    """Turn an index of this version into one laid out as ``version`` (1 or 2) was:
-    chunks keyed by chunk_id, no vector blocks, no full-text index."""
+    """Turn an index of this version into one laid out as ``version`` (1, 2 or 3) was:
+    no stored stat signatures; before 3, chunks keyed by chunk_id, no vector blocks, no
+    full-text index."""
     conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE documents DROP COLUMN signature")
+    if version == "3":
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+        conn.commit()
+        conn.close()
+        return
     conn.executescript(
         """
         DROP TABLE chunks_fts;
@@ -217,7 +224,7 @@ def to_older_schema(db: Path, version: str) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("version", ["1", "2"])
+@pytest.mark.parametrize("version", ["1", "2", "3"])
 def test_an_index_of_an_older_schema_is_upgraded_in_place_by_ingest(
     built: tuple[Path, Path], tmp_path: Path, version: str
 ) -> None:

@@ -3,16 +3,19 @@ it is read is one clear outcome, never a complete document."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from funcpipe_rag.config import RunSettings
 from funcpipe_rag.ingest import IngestRequest, ingest
 from funcpipe_rag.policies.ledger import ResourceLedger
-from funcpipe_rag.readers import read_file
+from funcpipe_rag.readers import READERS, read_file, reader_lineup
 from funcpipe_rag.readers.files import MEMORY_READ_LIMIT, new_hasher
 from funcpipe_rag.result import Err, Ok
+from funcpipe_rag.signature import RACY_MARGIN_NS, signature, stat_key
 from funcpipe_rag.walk import SourceFile
 from tests.cli.helpers import run_cli
 from tests.readers.parsing import source
@@ -142,3 +145,19 @@ def test_a_large_file_appended_to_between_hash_and_chunking_is_never_complete(
     assert _docs(db)["big.log"][1] == 0
     again = _run(tree, db)
     assert again.status == "ok" and _docs(db)["big.log"] == (digest(big.read_bytes()), 1)
+
+
+def test_the_read_vouches_with_the_fstat_it_hashed_under_large_files_too(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
+    small.write_text("words\n")
+    large.write_bytes(b"line of text\n" * (MEMORY_READ_LIMIT // 13 + 1))
+    fresh = tmp_path / "fresh.txt"
+    ledger = ResourceLedger()
+    time.sleep(RACY_MARGIN_NS / 1e9 + 0.2)
+    fresh.write_text("just written\n")
+    for path, trusted in ((small, True), (large, True), (fresh, False)):
+        got = read_file(source(path), ledger)
+        assert isinstance(got, Ok), got
+        expected = signature(stat_key(os.stat(path)), reader_lineup(READERS))
+        assert got.value.source.signature == (expected if trusted else None), path.name
+    assert ledger.snapshot().open_total == 0
