@@ -3,7 +3,9 @@
 One *collection* is one schema in the database, holding one vector space::
 
     meta(key, value)             schema version, embedder, model, dim, chunker, settings
-    documents(doc_id, ...)       as in SQLite (see :mod:`.sqlite`)
+    documents(doc_id, ...)       as in SQLite (see :mod:`.sqlite`), plus ``tsv``, the
+                                 lexemes of the title and the path's words (generated;
+                                 GIN index; schema 2)
     chunks(chunk_id, ...)        as in SQLite, plus an index on content_hash, and
                                  ``tsv``, the text's lexemes (PostgreSQL keeps this
                                  generated column in step with every write; GIN index)
@@ -23,7 +25,7 @@ import re
 
 from ..errors import ConfigError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 TEXT_CONFIG = "english"
 """The text-search configuration of ``chunks.tsv`` and of lexical queries (Snowball
 English stemming, as the SQLite index's FTS5 table stems with Porter)."""
@@ -43,8 +45,10 @@ CREATE TABLE documents (
     reader text NOT NULL DEFAULT '',
     encoding text NOT NULL DEFAULT '',
     title text NOT NULL DEFAULT '',
-    note text NOT NULL DEFAULT ''
+    note text NOT NULL DEFAULT '',
+    tsv tsvector GENERATED ALWAYS AS ({document_tsv}) STORED
 );
+CREATE INDEX documents_fts ON documents USING gin (tsv);
 CREATE TABLE chunks (
     chunk_id text PRIMARY KEY,
     doc_id text NOT NULL,
@@ -87,12 +91,27 @@ CREATE TABLE workers (
 )
 """
 
+# The words of a document's title and path: the path's separators become spaces first
+# (PostgreSQL's parser would read "kitchen/quick-tomato-soup.md" as one file name), as
+# SQLite's tokeniser splits it.
+DOCUMENT_TSV = f"to_tsvector('{TEXT_CONFIG}', title || ' ' || translate(path, '/._-', '    '))"
+# version -> the statements that bring a collection of that version one version up
+UPGRADES = {
+    "1": (
+        (
+            "ALTER TABLE documents ADD COLUMN IF NOT EXISTS tsv tsvector "
+            f"GENERATED ALWAYS AS ({DOCUMENT_TSV}) STORED"
+        ),
+        "CREATE INDEX IF NOT EXISTS documents_fts ON documents USING gin (tsv)",
+    ),
+}
+
 # What an existing collection must hold to be trusted (the tables above, by name).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "meta": ("key", "value"),
     "documents": (
         "doc_id", "path", "abs_path", "size", "mtime_ns", "file_hash", "complete", "run_id",
-        "reader", "encoding", "title", "note",
+        "reader", "encoding", "title", "note", "tsv",
     ),
     "chunks": (
         "chunk_id", "doc_id", "seq", "start", "end", "text", "content_hash", "run_id",
@@ -143,10 +162,12 @@ def statements(script: str) -> list[str]:
 __all__ = [
     "CHUNK_TYPES",
     "COLUMNS",
+    "DOCUMENT_TSV",
     "META_KEYS",
     "SCHEMA_VERSION",
     "STAGING",
     "TABLES",
+    "UPGRADES",
     "check_collection",
     "rebuild_schema",
     "statements",

@@ -55,11 +55,13 @@ from .pg_connect import PgConnection, SessionWitness, guard, one_line
 from .pg_schema import (
     CHUNK_TYPES,
     COLUMNS,
+    DOCUMENT_TSV,
     META_KEYS,
     SCHEMA_VERSION,
     STAGING,
     TABLES,
     TEXT_CONFIG,
+    UPGRADES,
     check_collection,
     rebuild_schema,
     statements,
@@ -235,7 +237,9 @@ class PgIndex:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
         vector_type = f"vector({space.dim})" if space.dim else "vector"
         for statement in statements(
-            TABLES.format(vector_type=vector_type, text_config=TEXT_CONFIG)
+            TABLES.format(
+                vector_type=vector_type, text_config=TEXT_CONFIG, document_tsv=DOCUMENT_TSV
+            )
         ):
             conn.execute(statement)
         with conn.cursor() as cur:
@@ -246,10 +250,30 @@ class PgIndex:
         if self.options.hnsw and space.dim:
             self._ensure_hnsw()
 
+    def _upgrade(self) -> None:
+        """Bring a collection of an older schema up to this one, in place (in the
+        transaction and under the lock of :meth:`_prepare`)."""
+        conn = self._main.conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        version = None if row is None else str(row[0])
+        if version not in UPGRADES:
+            return  # this version, or one _check_trust refuses
+        if self._readonly:
+            raise ConfigError(
+                f"index {self.name} has the older schema version {version}: run "
+                "`funcpipe ingest` on it once to upgrade it in place"
+            )
+        while version in UPGRADES:
+            for statement in UPGRADES[version]:
+                conn.execute(statement)
+            version = str(int(version) + 1)
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'schema'", (SCHEMA_VERSION,))
+
     def _check_trust(self, tables: set[str]) -> dict[str, str]:
         conn = self._main.conn
         problems = [f"table {t} is missing" for t in COLUMNS if t not in tables]
         if not problems:
+            self._upgrade()
             rows = conn.execute(
                 "SELECT table_name, column_name FROM information_schema.columns "
                 "WHERE table_schema = %s",
