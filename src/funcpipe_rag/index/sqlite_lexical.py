@@ -42,7 +42,7 @@ TABLE = "chunks_fts"
 TRIGGERS = ("chunks_fts_delete", "chunks_fts_update")
 _ADD = f"INSERT INTO {TABLE}(rowid, text) VALUES (new.id, new.text);"
 _DROP = f"INSERT INTO {TABLE}({TABLE}, rowid, text) VALUES ('delete', old.id, old.text);"
-SCHEMA = (
+SCHEMA: tuple[str, ...] = (
     (
         f"CREATE VIRTUAL TABLE {TABLE} USING fts5(text, content='chunks', content_rowid='id', "
         f"tokenize='{TOKENIZE}')"
@@ -54,7 +54,7 @@ DOC_TABLE = "documents_fts"
 DOC_TRIGGERS = ("documents_fts_insert", "documents_fts_delete", "documents_fts_update")
 _DOC_ADD = f"INSERT INTO {DOC_TABLE}(doc_id, title, path) VALUES (new.doc_id, new.title, new.path);"
 _DOC_DROP = f"DELETE FROM {DOC_TABLE} WHERE doc_id = old.doc_id;"
-DOC_SCHEMA = (
+DOC_SCHEMA: tuple[str, ...] = (
     (
         f"CREATE VIRTUAL TABLE {DOC_TABLE} USING fts5(doc_id UNINDEXED, title, path, "
         f"tokenize='{TOKENIZE}')"
