@@ -13,7 +13,9 @@ their recall under it).
 Trust, on open: a collection (schema) is created only where none exists (or an empty
 one does). An existing one must hold every table and column, the meta keys and a
 schema version this funcpipe reads; anything else is
-:class:`~funcpipe_rag.errors.IndexDamagedError` (exit 2), never re-created. A collection
+:class:`~funcpipe_rag.errors.IndexDamagedError` (exit 2), never re-created. An older
+version (:data:`.pg_schema.UPGRADES`) is brought up to date in place by a writer, under
+the creation lock; a reader refuses it in one line. A collection
 holds one vector space; another is refused (use another ``--collection``, or
 ``--reembed``, which builds ``<collection>_reembed`` and swaps it in atomically by
 renaming schemas).
