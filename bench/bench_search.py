@@ -87,12 +87,16 @@ def _source_tree(commit: str, dest: Path) -> Path:
 
 
 def _as_older_schema(src: Path, dest: Path, version: str) -> None:
-    """A copy of a schema-3 index laid out as ``version`` (1 or 2) was."""
+    """A copy of a schema-4 index laid out as ``version`` (1 or 2) was."""
     shutil.copy(src, dest)
     conn = sqlite3.connect(dest)
     extra = ", section, page" if version == "2" else ""
     conn.executescript(
         f"""
+        DROP TABLE documents_fts;
+        DROP TRIGGER documents_fts_insert;
+        DROP TRIGGER documents_fts_delete;
+        DROP TRIGGER documents_fts_update;
         DROP TABLE chunks_fts;
         DROP TABLE vector_blocks;
         CREATE TABLE chunks_old (chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL,

@@ -147,3 +147,27 @@ def test_the_claiming_stage_is_lazy_and_closes_its_walk(tmp_path: Path, pg_datab
         index.close()
     assert rows(pg_database, "SELECT count(*) FROM file_claims WHERE state = 'taken'") == [(0,)]
     assert ledger.snapshot().open_total == 0
+
+
+def test_a_collection_of_schema_2_is_upgraded_by_a_writer_and_refused_by_a_reader(
+    tmp_path: Path, pg_database: str
+) -> None:
+    tree = write_tree(tmp_path / "docs", {f"tomato-soup-{i}.md": prose(i, 4) for i in range(3)})
+    _ingest(tree, pg_database)
+    # Laid out as schema 2 was: no index of titles and paths.
+    execute(
+        pg_database,
+        "ALTER TABLE funcpipe.documents DROP COLUMN tsv",
+        "UPDATE funcpipe.meta SET value = '2' WHERE key = 'schema'",
+    )
+    search = run_cli("search", "tomato", "--index", pg_database)
+    assert search.returncode == 2
+    lines = search.stderr.strip().splitlines()
+    assert len(lines) == 1 and "older schema version 2" in lines[0], search.stderr
+    _ingest(tree, pg_database)
+    assert rows(pg_database, "SELECT value FROM funcpipe.meta WHERE key = 'schema'") == [("3",)]
+    assert (
+        count(pg_database, "funcpipe.documents WHERE tsv @@ to_tsquery('english', 'tomato')") == 3
+    )
+    found = run_cli("search", "tomato soup", "--index", pg_database)
+    assert found.returncode == 0 and "tomato-soup" in found.stdout

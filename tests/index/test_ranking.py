@@ -13,10 +13,14 @@ from hypothesis import strategies as st
 from funcpipe_rag.errors import ConfigError
 from funcpipe_rag.index import Query
 from funcpipe_rag.index.ranking import (
+    DOCUMENT_WEIGHT,
     Candidate,
+    TextQuery,
     fuse,
+    lexical,
     path_matcher,
     path_tail_matches,
+    query_pairs,
     query_terms,
     single,
 )
@@ -103,6 +107,40 @@ def test_query_terms() -> None:
     assert query_terms("the who") == ("the", "who")  # only stopwords: keep them
     assert query_terms("…!?") == ()
     assert len(query_terms(" ".join(f"w{i}" for i in range(100)))) == 32
+
+
+def test_query_pairs_are_adjacent_words_that_are_both_terms() -> None:
+    text = "the signal tests keep failing on the mac build machines"
+    assert query_pairs(text) == (
+        ("signal", "tests"),
+        ("tests", "keep"),
+        ("keep", "failing"),
+        ("mac", "build"),
+        ("build", "machines"),
+    )  # "failing on the mac": a stopword between, so not side by side
+    assert query_pairs("tomato soup, tomato soup") == (("tomato", "soup"), ("soup", "tomato"))
+    assert query_pairs("soup") == query_pairs("the soup") == ()
+    assert TextQuery.of("How do I stop a run?") == TextQuery(("stop", "run"), ())
+
+
+def test_lexical_adds_the_document_evidence_by_hand() -> None:
+    assert DOCUMENT_WEIGHT == 0.25
+    rows = [Candidate("A", 8.0, "d1"), Candidate("B", 6.0, "d2"), Candidate("C", 4.0, "d3")]
+    # Best chunk BM25 8, best document 2: a row gains 0.25 * 8 * doc / 2 = doc.
+    ranked = lexical(rows, {"d2": 2.0, "d3": 1.0, "d9": 5.0 / 2})  # d9: no row, no effect
+    assert [(c.key, c.score, c.doc) for c in ranked] == [
+        ("A", 8.0, "d1"),
+        ("B", pytest.approx(6.0 + 0.25 * 8 * 2.0 / 2.5), "d2"),  # 7.6
+        ("C", pytest.approx(4.0 + 0.25 * 8 * 1.0 / 2.5), "d3"),  # 4.8
+    ]
+    ranked = lexical(rows, {"d3": 3.0})  # the best document: C gains 2.0 and passes no one
+    assert [(c.key, c.score) for c in ranked] == [("A", 8.0), ("B", 6.0), ("C", 6.0)]
+    ranked = lexical(rows, {"d3": 30.0, "d1": 0.0})  # a row tied with another keeps its place
+    assert [c.key for c in ranked] == ["A", "B", "C"]
+    ranked = lexical([Candidate("A", 1.0, "d1"), Candidate("B", 0.9, "d2")], {"d2": 1.0})
+    assert [(c.key, c.score) for c in ranked] == [("B", pytest.approx(1.15)), ("A", 1.0)]
+    assert lexical(rows, {}) == rows
+    assert lexical([], {"d1": 1.0}) == []
 
 
 def test_path_globs_match_the_path_a_tail_of_it_or_the_absolute_path() -> None:

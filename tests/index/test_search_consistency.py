@@ -57,8 +57,9 @@ def token(file_no: int, version: int) -> str:
 
 def content(file_no: int, version: int) -> str:
     # Shared sentences (reused vectors, identical chunks across files) around the
-    # version's own word, so an edit changes some chunks and keeps others.
-    paragraphs = []
+    # version's own word, so an edit changes some chunks and keeps others. The title
+    # changes with each edit too (the index of titles and paths must follow it).
+    paragraphs = [f"# Notes, version {version}"]
     for p in range(3):
         body = " ".join(SENTENCES[(file_no + p + i) % len(SENTENCES)] for i in range(3))
         paragraphs.append(f"{body} {token(file_no, version)} closes paragraph {p}.")
@@ -196,6 +197,10 @@ class IndexLifecycle(RuleBasedStateMachine):
         chunk_ids = {r[0] for r in rows(self.db, "SELECT id FROM chunks")}
         indexed = {r[0] for r in rows(self.db, "SELECT id FROM chunks_fts_docsize")}
         assert indexed == chunk_ids
+        # The title and path index: each document once, as it is now.
+        assert sorted(rows(self.db, "SELECT doc_id, title, path FROM documents_fts")) == sorted(
+            rows(self.db, "SELECT doc_id, title, path FROM documents")
+        )
         live = {r[0] for r in rows(self.db, "SELECT chunk_id FROM chunks")}
         paths = {r[0] for r in rows(self.db, "SELECT path FROM documents")}
         stored = rows(self.db, "SELECT vector FROM vectors LIMIT 3")

@@ -188,13 +188,22 @@ def test_read_only_media_with_an_unfinished_log_says_what_to_do(
 
 
 def to_older_schema(db: Path, version: str) -> None:
-    """Turn an index of this version into one laid out as ``version`` (1, 2 or 3) was:
-    no stored stat signatures; before 3, chunks keyed by chunk_id, no vector blocks, no
-    full-text index."""
+    """Turn an index of this version into one laid out as ``version`` (1 to 4) was: 4
+    has no index of document titles and paths; 3 also no stored stat signatures; 2 and
+    1 also have chunks keyed by chunk_id, no vector blocks, no full-text index."""
     conn = sqlite3.connect(db)
-    conn.execute("ALTER TABLE documents DROP COLUMN signature")
-    if version == "3":
-        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    conn.executescript(
+        """
+        DROP TABLE documents_fts;
+        DROP TRIGGER documents_fts_insert;
+        DROP TRIGGER documents_fts_delete;
+        DROP TRIGGER documents_fts_update;
+        """
+    )
+    if version != "4":
+        conn.execute("ALTER TABLE documents DROP COLUMN signature")
+    if version in ("3", "4"):
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
         conn.commit()
         conn.close()
         return
@@ -224,7 +233,7 @@ def to_older_schema(db: Path, version: str) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("version", ["1", "2", "3"])
+@pytest.mark.parametrize("version", ["1", "2", "3", "4"])
 def test_an_index_of_an_older_schema_is_upgraded_in_place_by_ingest(
     built: tuple[Path, Path], tmp_path: Path, version: str
 ) -> None:
@@ -247,8 +256,9 @@ def test_an_index_of_an_older_schema_is_upgraded_in_place_by_ingest(
         assert doc["chunks"]["reused"] == doc["chunks"]["stored"] > 0
     else:
         assert doc["files"]["unchanged"] == doc["files"]["seen"] > 0
-    # The full-text index and the vector blocks were built for the rows already there.
+    # The full-text indexes and the vector blocks were built for the rows already there.
     assert count_rows(db) == count_rows(db, "chunks_fts_docsize") == n_chunks
+    assert count_rows(db, "documents") == count_rows(db, "documents_fts") > 0
     assert run_cli("verify", "--index", str(db), str(tree)).returncode == 0
     for mode in ("hybrid", "vector", "lexical"):
         upgraded = run_cli("search", "garden recipe", "--index", str(db), "--mode", mode,
@@ -269,6 +279,8 @@ def hit_keys(stdout: str) -> list[tuple[str, float]]:
         ("DROP TABLE vector_blocks", "table vector_blocks is missing"),
         ("DROP TABLE chunks_fts", "table chunks_fts is missing"),
         ("DROP TRIGGER chunks_fts_delete", "trigger chunks_fts_delete is missing"),
+        ("DROP TABLE documents_fts", "table documents_fts is missing"),
+        ("DROP TRIGGER documents_fts_update", "trigger documents_fts_update is missing"),
     ],
 )
 def test_a_dropped_search_structure_is_refused_and_never_recreated(
@@ -319,3 +331,28 @@ def test_verify_finds_a_full_text_index_or_a_vector_block_out_of_step(
     verify = run_cli("verify", "--index", str(db), "--json")
     assert verify.returncode == 1
     assert json.loads(verify.stdout)["by_code"] == {"INDEX/BLOCKS_MISMATCH": 1}
+
+
+def test_verify_finds_the_title_and_path_index_out_of_step(
+    built: tuple[Path, Path], tmp_path: Path
+) -> None:
+    for n, (trigger, change) in enumerate(
+        [
+            # A title changed behind the triggers' back: the indexed one is stale.
+            ("documents_fts_update", "UPDATE documents SET title = 'renamed'"),
+            # A document row removed behind the triggers' back: its row stays behind.
+            ("documents_fts_delete", "DELETE FROM documents"),
+        ]
+    ):
+        (tmp_path / str(n)).mkdir()
+        db = copy_index(built, tmp_path / str(n))
+        conn = sqlite3.connect(db)
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (trigger,)).fetchone()
+        conn.execute(f"DROP TRIGGER {trigger}")
+        conn.execute(f"{change} WHERE rowid = (SELECT min(rowid) FROM documents)")
+        conn.execute(sql)
+        conn.commit()
+        conn.close()
+        verify = run_cli("verify", "--index", str(db), "--json")
+        assert verify.returncode == 1
+        assert json.loads(verify.stdout)["by_code"].get("INDEX/FTS_MISMATCH") == 1, trigger

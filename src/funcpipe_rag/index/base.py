@@ -221,7 +221,8 @@ class Contribution:
     """What one ranking said about a hit.
 
     ``score`` is the ranking's own: a cosine in [-1, 1] for ``vector``, a BM25 score
-    (higher is better, above 0, unbounded) for ``lexical``. ``rank`` is the hit's place
+    (higher is better, above 0, unbounded; plus the document's title and path evidence,
+    see :func:`.ranking.lexical`) for ``lexical``. ``rank`` is the hit's place
     in that ranking (1 = best). Both are None when the ranking did not nominate the hit
     among its best candidates (``CANDIDATES``, or 4 k). ``share`` is what it added to a
     hybrid score (0 outside hybrid).
@@ -406,8 +407,9 @@ class VectorIndex(Protocol):
 
         The store ranks in its own engine, in one snapshot: its vectors by exact cosine
         (the best ``max(100, 4 k)`` distinct contents with a positive cosine), its text
-        by BM25 over :func:`.ranking.query_terms` (any term; the best rows, as many
-        again, collapsed by content), restricted first to files matching
+        by BM25 over :class:`.ranking.TextQuery` (any term, or adjacent terms as a
+        phrase; the best rows, as many again, collapsed by content; each row helped by
+        its document's title and path, :func:`.ranking.lexical`), restricted first to files matching
         ``query.paths`` (:func:`.ranking.path_matcher`). ``hybrid`` fuses the two with
         :func:`.ranking.fuse`, so every backend scores alike. Hits scoring below
         ``query.min_score`` are dropped; text is read for the hits kept. Only chunks

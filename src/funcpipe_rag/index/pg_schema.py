@@ -4,6 +4,8 @@ One *collection* is one schema in the database, holding one vector space::
 
     meta(key, value)             schema version, embedder, model, dim, chunker, settings
     documents(doc_id, ...)       as in SQLite (see :mod:`.sqlite`), signature included
+                                 (schema 2), plus ``tsv``, the lexemes of the title and
+                                 the path's words (generated; GIN index; schema 3)
     chunks(chunk_id, ...)        as in SQLite, plus an index on content_hash, and
                                  ``tsv``, the text's lexemes (PostgreSQL keeps this
                                  generated column in step with every write; GIN index)
@@ -23,7 +25,7 @@ import re
 
 from ..errors import ConfigError
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 TEXT_CONFIG = "english"
 """The text-search configuration of ``chunks.tsv`` and of lexical queries (Snowball
 English stemming, as the SQLite index's FTS5 table stems with Porter)."""
@@ -44,8 +46,10 @@ CREATE TABLE documents (
     encoding text NOT NULL DEFAULT '',
     title text NOT NULL DEFAULT '',
     note text NOT NULL DEFAULT '',
-    signature text
+    signature text,
+    tsv tsvector GENERATED ALWAYS AS ({document_tsv}) STORED
 );
+CREATE INDEX documents_fts ON documents USING gin (tsv);
 CREATE TABLE chunks (
     chunk_id text PRIMARY KEY,
     doc_id text NOT NULL,
@@ -88,12 +92,16 @@ CREATE TABLE workers (
 )
 """
 
+# The words of a document's title and path: the path's separators become spaces first
+# (PostgreSQL's parser would read "kitchen/quick-tomato-soup.md" as one file name), as
+# SQLite's tokeniser splits it.
+DOCUMENT_TSV = f"to_tsvector('{TEXT_CONFIG}', title || ' ' || translate(path, '/._-', '    '))"
 # What an existing collection must hold to be trusted (the tables above, by name).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "meta": ("key", "value"),
     "documents": (
         "doc_id", "path", "abs_path", "size", "mtime_ns", "file_hash", "complete", "run_id",
-        "reader", "encoding", "title", "note", "signature",
+        "reader", "encoding", "title", "note", "signature", "tsv",
     ),
     "chunks": (
         "chunk_id", "doc_id", "seq", "start", "end", "text", "content_hash", "run_id",
@@ -112,8 +120,17 @@ META_KEYS = ("schema", "embedder", "model", "dim", "chunker")
 # version -> the statements that bring a collection of that version one version up, and
 # the version they bring it to. 1 -> 2: each document's stat signature
 # (funcpipe_rag.signature); old rows get NULL, untrusted, so their files are read once.
+# 2 -> 3: the lexemes of each document's title and path words (generated from the rows).
 MIGRATIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "1": (("ALTER TABLE documents ADD COLUMN signature text",), "2"),
+    "2": (
+        (
+            "ALTER TABLE documents ADD COLUMN IF NOT EXISTS tsv tsvector "
+            f"GENERATED ALWAYS AS ({DOCUMENT_TSV}) STORED",
+            "CREATE INDEX IF NOT EXISTS documents_fts ON documents USING gin (tsv)",
+        ),
+        "3",
+    ),
 }
 
 # Staging tables of one session, emptied at every commit: binary COPY fills them, then
@@ -151,6 +168,7 @@ def statements(script: str) -> list[str]:
 __all__ = [
     "CHUNK_TYPES",
     "COLUMNS",
+    "DOCUMENT_TSV",
     "META_KEYS",
     "MIGRATIONS",
     "SCHEMA_VERSION",

@@ -5,9 +5,11 @@ REPEATABLE READ transaction (one snapshot while other workers commit): each engi
 nominates its best contents, they are fused exactly as for SQLite, and text is read for
 the ``k`` kept. The lexical side is PostgreSQL's own full-text search: the ``tsv`` column of
 ``chunks`` (``to_tsvector('english', text)``, generated, so every write path keeps it in
-step) behind a GIN index, matched by any query term and scored by ``ts_rank`` with
-length normalisation — not BM25, but fusion divides each ranking by its best score, so
-only its order and margins matter.
+step) behind a GIN index, matched by any query term or any pair of adjacent terms as a
+phrase and scored by ``ts_rank`` with length normalisation — not BM25, but fusion divides
+each ranking by its best score, so only its order and margins matter. The documents'
+titles and paths are ranked the same way (``documents.tsv``) and added by
+:func:`.ranking.lexical`, as for SQLite.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import psycopg
 
 from .base import Hit, Query
 from .pg_schema import TEXT_CONFIG
-from .ranking import Candidate, Place, search_in
+from .ranking import Candidate, Place, TextQuery, search_in
 
 
 def search(conn: psycopg.Connection[Any], query: Query, *, hnsw: bool) -> list[Hit]:
@@ -47,9 +49,19 @@ class _Engine:
         return _vector_candidates(self._conn, vector, n, docs, hnsw=self._hnsw)
 
     def text_candidates(
-        self, terms: Sequence[str], rows: int, docs: list[str] | None
+        self, query: TextQuery, rows: int, docs: list[str] | None
     ) -> list[Candidate]:
-        return _text_candidates(self._conn, terms, rows, docs)
+        return _text_candidates(self._conn, query, rows, docs)
+
+    def document_scores(self, query: TextQuery, docs: Sequence[str]) -> dict[str, float]:
+        if not query.terms or not docs:
+            return {}
+        found = self._conn.execute(
+            "SELECT d.doc_id, ts_rank(d.tsv, q, 1) FROM documents d, "
+            f"to_tsquery('{TEXT_CONFIG}', %(q)s) q WHERE d.tsv @@ q AND d.doc_id = ANY(%(docs)s)",
+            {"q": _tsquery(query), "docs": list(docs)},
+        ).fetchall()
+        return {str(d): float(score) for d, score in found}
 
     def places(self, key: str, docs: list[str] | None) -> list[Place]:
         return _places(self._conn, key, docs)
@@ -87,24 +99,29 @@ def _vector_candidates(
     return [Candidate(str(h), float(score)) for h, score in rows if score > 0]
 
 
+def _tsquery(query: TextQuery) -> str:
+    """Any term, or any pair as a phrase. Terms are runs of letters and digits
+    (:func:`.ranking.query_terms`), so this is a well-formed tsquery; each word is
+    stemmed like the indexed text."""
+    return " | ".join([*query.terms, *(f"{a} <-> {b}" for a, b in query.pairs)])
+
+
 def _text_candidates(
-    conn: psycopg.Connection[Any], terms: Sequence[str], rows: int, docs: list[str] | None
+    conn: psycopg.Connection[Any], query: TextQuery, rows: int, docs: list[str] | None
 ) -> list[Candidate]:
-    """The best ``rows`` chunk rows holding any of ``terms`` (identical chunks tie and
-    crowd the list, so rows, not contents, are asked for; fusion keeps each content's
-    first place)."""
-    if not terms:
+    """The best ``rows`` chunk rows matching ``query`` (identical chunks tie and crowd
+    the list, so rows, not contents, are asked for; fusion keeps each content's first
+    place)."""
+    if not query.terms:
         return []
     where = " AND c.doc_id = ANY(%(docs)s)" if docs else ""
-    # Terms are runs of letters and digits (query_terms), so joining them with | is a
-    # well-formed tsquery; each is stemmed like the indexed text.
     found = conn.execute(
-        "SELECT c.content_hash, ts_rank(c.tsv, q, 1) AS score "
-        f"FROM chunks c, to_tsquery('{TEXT_CONFIG}', %(terms)s) q WHERE c.tsv @@ q{where} "
+        "SELECT c.content_hash, ts_rank(c.tsv, q, 1) AS score, c.doc_id "
+        f"FROM chunks c, to_tsquery('{TEXT_CONFIG}', %(q)s) q WHERE c.tsv @@ q{where} "
         "ORDER BY score DESC, c.chunk_id LIMIT %(rows)s",
-        {"terms": " | ".join(terms), "rows": rows, "docs": docs},
+        {"q": _tsquery(query), "rows": rows, "docs": docs},
     ).fetchall()
-    return [Candidate(str(h), float(score)) for h, score in found]
+    return [Candidate(str(h), float(score), doc=str(d)) for h, score, d in found]
 
 
 def _places(

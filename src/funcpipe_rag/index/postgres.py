@@ -13,7 +13,9 @@ their recall under it).
 Trust, on open: a collection (schema) is created only where none exists (or an empty
 one does). An existing one must hold every table and column, the meta keys and a
 schema version this funcpipe reads; anything else is
-:class:`~funcpipe_rag.errors.IndexDamagedError` (exit 2), never re-created. A collection
+:class:`~funcpipe_rag.errors.IndexDamagedError` (exit 2), never re-created. An older
+version (:data:`.pg_schema.MIGRATIONS`) is brought up to date in place by a writer, under
+the creation lock; a reader refuses it in one line. A collection
 holds one vector space; another is refused (use another ``--collection``, or
 ``--reembed``, which builds ``<collection>_reembed`` and swaps it in atomically by
 renaming schemas).
@@ -56,6 +58,7 @@ from .pg_connect import PgConnection, SessionWitness, guard, one_line
 from .pg_schema import (
     CHUNK_TYPES,
     COLUMNS,
+    DOCUMENT_TSV,
     META_KEYS,
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -238,7 +241,9 @@ class PgIndex:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
         vector_type = f"vector({space.dim})" if space.dim else "vector"
         for statement in statements(
-            TABLES.format(vector_type=vector_type, text_config=TEXT_CONFIG)
+            TABLES.format(
+                vector_type=vector_type, text_config=TEXT_CONFIG, document_tsv=DOCUMENT_TSV
+            )
         ):
             conn.execute(statement)
         with conn.cursor() as cur:

@@ -3,7 +3,7 @@
 WAL journal, batched transactions: what a run stored survives any interruption, a
 ``kill -9`` included, and the next run embeds only what is missing.
 
-Tables (schema version 4)::
+Tables (schema version 5)::
 
     meta(key, value)            schema version, embedder, model, dim, chunker
     documents(doc_id, path, abs_path, size, mtime_ns, file_hash, complete, run_id,
@@ -14,6 +14,7 @@ Tables (schema version 4)::
     vector_blocks(block, vids, vectors)  the vectors chunks use, packed for the search
                                 scan (:mod:`.sqlite_vectors`)
     chunks_fts                  FTS5 over chunk text, kept by triggers (:mod:`.sqlite_lexical`)
+    documents_fts               FTS5 over document titles and paths, kept by triggers
 
 Search lives in :mod:`.sqlite_search`. This module is long because it holds the whole
 life of one file — create, trust, upgrade, write, prune, check, swap — which share one
@@ -75,7 +76,7 @@ from .local import LocalShare
 from .lock import RunLock
 from .options import IndexOptions
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (
@@ -158,14 +159,15 @@ _CORE_TABLES = ("meta", "documents", "chunks", "vectors")
 _META_KEYS = ("schema", "embedder", "model", "dim", "chunker")
 
 
-def _create_v3_tables(conn: sqlite3.Connection) -> None:
-    """Chunks, their indexes, the vector blocks and the full-text index with its
+def _create_search_tables(conn: sqlite3.Connection) -> None:
+    """Chunks, their indexes, the vector blocks and the full-text indexes with their
     triggers (statement by statement: a trigger body holds semicolons)."""
     conn.execute(_CHUNKS)
     for statement in (
         *_CHUNK_INDEXES,
         *sqlite_vectors.SCHEMA,
         *sqlite_lexical.SCHEMA,
+        *sqlite_lexical.DOC_SCHEMA,
     ):
         conn.execute(statement)
 
@@ -213,11 +215,20 @@ def _v3_to_v4(conn: sqlite3.Connection) -> str:
     return "4"
 
 
+def _v4_to_v5(conn: sqlite3.Connection) -> str:
+    """Version 5 adds a full-text index of document titles and paths (built from the
+    rows already there); nothing else changes."""
+    for statement in sqlite_lexical.DOC_SCHEMA:
+        conn.execute(statement)
+    sqlite_lexical.rebuild_documents(conn)
+    return "5"
+
+
 # Pages of write-ahead log between checkpoints (4 KiB pages: 64 MiB of disk, never of
 # memory; the log is truncated when the last connection closes).
 _CHECKPOINT_PAGES = 16384
 # version -> the step that brings an index of that version one version up
-_MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3, "3": _v3_to_v4}
+_MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3, "3": _v3_to_v4, "4": _v4_to_v5}
 # Lets a search read vector blocks straight from the page cache (measured faster than
 # read() calls when this was chosen); mapped pages count in RSS (see the README).
 _MMAP_BYTES = 1 << 31
@@ -411,7 +422,7 @@ class SqliteIndex:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                _create_v3_tables(conn)
+                _create_search_tables(conn)
                 conn.executemany(
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
                     [("schema", SCHEMA_VERSION), *space.as_meta().items()],
@@ -515,9 +526,10 @@ class SqliteIndex:
             lacking = [c for c in columns if c not in have]
             if lacking:
                 problems.append(f"table {table} lacks {', '.join(lacking)}")
-        for name in (sqlite_lexical.TABLE, *sqlite_lexical.TRIGGERS):
+        triggers = (*sqlite_lexical.TRIGGERS, *sqlite_lexical.DOC_TRIGGERS)
+        for name in (sqlite_lexical.TABLE, sqlite_lexical.DOC_TABLE, *triggers):
             if name not in schema:
-                kind = "trigger" if name in sqlite_lexical.TRIGGERS else "table"
+                kind = "trigger" if name in triggers else "table"
                 problems.append(f"{kind} {name} is missing")
         self._refuse(problems)
 

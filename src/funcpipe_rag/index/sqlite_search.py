@@ -1,9 +1,10 @@
 """Search inside the SQLite index: rank vectors and text in the store, fetch the top k.
 
 One read transaction (one snapshot, even while an ingest commits): the vector blocks
-are scanned (:mod:`.sqlite_vectors`), the FTS5 table is asked for its BM25 ranking
-(:mod:`.sqlite_lexical`), the two are fused (:mod:`.ranking`), and only then is text
-read — for the ``k`` contents kept, with every place that holds each of them.
+are scanned (:mod:`.sqlite_vectors`), the FTS5 tables are asked for their BM25 rankings
+of chunk text and of the matching chunks' document titles and paths
+(:mod:`.sqlite_lexical`), the rankings are combined and fused (:mod:`.ranking`), and only
+then is text read — for the ``k`` contents kept, with every place that holds each of them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy.typing as npt
 from . import sqlite_lexical as lexical
 from . import sqlite_vectors as vectors
 from .base import Hit, Query
-from .ranking import Candidate, Place, search_in
+from .ranking import Candidate, Place, TextQuery, search_in
 
 
 def search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
@@ -54,11 +55,14 @@ class _Engine:
         return [Candidate(hashes[s.vid], s.score) for s in scored if s.vid in hashes]
 
     def text_candidates(
-        self, terms: Sequence[str], rows: int, docs: list[str] | None
+        self, query: TextQuery, rows: int, docs: list[str] | None
     ) -> list[Candidate]:
-        ranked = lexical.rank(self._conn, terms, rows, docs)
-        hashes = _hashes_of_rows(self._conn, [r for r, _ in ranked])
-        return [Candidate(hashes[r], s) for r, s in ranked if r in hashes]
+        ranked = lexical.rank(self._conn, query, rows, docs)
+        found = _hashes_of_rows(self._conn, [r for r, _ in ranked])
+        return [Candidate(found[r][0], s, doc=found[r][1]) for r, s in ranked if r in found]
+
+    def document_scores(self, query: TextQuery, docs: Sequence[str]) -> dict[str, float]:
+        return lexical.rank_documents(self._conn, query, docs)
 
     def places(self, key: str, docs: list[str] | None) -> list[Place]:
         places = [
@@ -90,9 +94,10 @@ def _hashes_of_vids(conn: sqlite3.Connection, vids: Sequence[int]) -> dict[int, 
     return {int(v): h for v, h in conn.execute(sql, (json.dumps(list(vids)),))}
 
 
-def _hashes_of_rows(conn: sqlite3.Connection, rows: Sequence[int]) -> dict[int, str]:
-    sql = "SELECT id, content_hash FROM chunks WHERE id IN (SELECT value FROM json_each(?))"
-    return {int(r): h for r, h in conn.execute(sql, (json.dumps(list(rows)),))}
+def _hashes_of_rows(conn: sqlite3.Connection, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """Chunk row id -> (content hash, doc_id)."""
+    sql = "SELECT id, content_hash, doc_id FROM chunks WHERE id IN (SELECT value FROM json_each(?))"
+    return {int(r): (h, d) for r, h, d in conn.execute(sql, (json.dumps(list(rows)),))}
 
 
 __all__ = ["search"]
