@@ -73,6 +73,7 @@ from .base import (
 from .local import LocalShare
 from .lock import RunLock
 from .options import IndexOptions
+from .sqlite_block_cache import BlockCache
 
 SCHEMA_VERSION = "3"
 _SCHEMA = """
@@ -356,6 +357,8 @@ class SqliteIndex:
         self._handle: Handle = ledger.acquire("index_db", str(self.path))
         self._state = _State.OPEN
         self._write_lock = threading.RLock()
+        # A searcher that stays open keeps its vector blocks (read-only: see the module).
+        self._blocks = BlockCache(_MMAP_BYTES) if readonly else None
         try:
             with self._guard("opening it"):
                 self.space = self._prepare(space, readonly)
@@ -697,7 +700,7 @@ class SqliteIndex:
         with self._guard("searching"):
             from . import sqlite_search  # numpy: only a search needs it
 
-            return sqlite_search.search(conn, query)
+            return sqlite_search.search(conn, query, self._blocks)
 
     # -- writes -----------------------------------------------------------------------
 
@@ -881,6 +884,8 @@ class SqliteIndex:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        if self._blocks is not None:
+            self._blocks.clear()
         try:
             self._conn.close()
         finally:
