@@ -7,7 +7,9 @@ kept in blocks: one row of ``vector_blocks`` holds up to a few hundred vectors a
 contiguous, unit-length float32 matrix, and their ``vids`` (the rowids of those vectors
 in ``vectors``, distinct within a block). A scan reads a block, scores it with one
 matrix product and keeps the best few; the memory it allocates stays flat at any index
-size (the file pages it reads are mapped: see the README on RSS).
+size (the file pages it reads are mapped: see the README on RSS). A read-only index
+that stays open scans a copy of the blocks held in memory instead
+(:mod:`.sqlite_block_cache`).
 
 Invariant (kept in the transaction that changes chunk rows, checked by ``verify``):
 block ``b`` holds exactly the distinct contents of the chunk rows whose ``block`` is
