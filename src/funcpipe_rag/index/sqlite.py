@@ -698,7 +698,9 @@ class SqliteIndex:
             raise IndexMismatchError(
                 f"the query has {query.vector.size} dimensions, the index holds {self.space.dim}"
             )
-        with self._guard("searching"):
+        # One search at a time on the shared connection: each is one read transaction,
+        # and the block cache follows them in order.
+        with self._guard("searching"), self._write_lock:
             from . import sqlite_search  # numpy: only a search needs it
 
             return sqlite_search.search(conn, query, self._blocks)
