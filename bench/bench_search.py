@@ -51,13 +51,14 @@ import contextlib, json, sys, time
 from pathlib import Path
 from funcpipe_rag.search import search_index
 db, queries, mode, how = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
-times, answers = [], []
+times, cpu, answers = [], [], []
 if how == "call":  # what one `funcpipe search` does: open, embed, rank, read, close
     for q in queries:
         kwargs = {} if mode == "-" else {"mode": mode}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         hits = search_index(Path(db), q, k=5, **kwargs)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         assert hits, q
         answers.append([(h.chunk_id, h.score) for h in hits])
 else:  # an application (or eval) with the index open: embed, rank, read
@@ -68,19 +69,20 @@ else:  # an application (or eval) with the index open: embed, rank, read
     ledger = ResourceLedger()
     with contextlib.closing(open_index(db, None, ledger, readonly=True)) as index:
         for q in queries:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             vector = None
             if mode != "lexical":
                 vector = query_vector(index, q, "", ledger, RunSettings())
             hits = index.search(Query(text=q, vector=vector, mode=mode, k=5))
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             assert hits, q
             answers.append([(h.chunk_id, h.score) for h in hits])
 status = {l.split(":")[0]: int(l.split()[1]) for l in open("/proc/self/status")
           if l.startswith(("VmHWM:", "VmRSS:"))}
 import funcpipe_rag
-print(json.dumps({"times": times, "vmhwm_kb": status["VmHWM"], "vmrss_kb": status["VmRSS"],
-                  "package": funcpipe_rag.__file__, "hits": answers}))
+print(json.dumps({"times": times, "cpu": cpu, "vmhwm_kb": status["VmHWM"],
+                  "vmrss_kb": status["VmRSS"], "package": funcpipe_rag.__file__, "hits": answers}))
 """
 
 
@@ -164,6 +166,9 @@ def _row(name: str, result: dict[str, Any], vector_mb: float, distinct_mb: float
         "median_ms": round(statistics.median(ms), 1),
         "p90_ms": round(ms[min(len(ms) - 1, int(0.9 * len(ms)))], 1),
         "first_ms": round(result["times"][0] * 1000, 1),
+        # CPU time of the process (every thread) per query: what the query costs when
+        # other processes take the cores; wall time is what a caller waits.
+        "cpu_median_ms": round(statistics.median(result["cpu"]) * 1000, 1),
         "peak_rss_mb": round(peak, 1),
         "end_rss_mb": round(result["vmrss_kb"] / 1024, 1),
         "rss_vs_vectors": round(peak / vector_mb, 2),
