@@ -5,6 +5,8 @@ are scanned (:mod:`.sqlite_vectors`), the FTS5 tables are asked for their BM25 r
 of chunk text and of the matching chunks' document titles and paths
 (:mod:`.sqlite_lexical`), the rankings are combined and fused (:mod:`.ranking`), and only
 then is text read — for the ``k`` contents kept, with every place that holds each of them.
+A read-only index that stays open reads its blocks from a copy in memory after its first
+search (:mod:`.sqlite_block_cache`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,20 @@ from . import sqlite_lexical as lexical
 from . import sqlite_vectors as vectors
 from .base import Hit, Query
 from .ranking import Candidate, Place, TextQuery, search_in
+from .sqlite_block_cache import BlockCache
 
 
-def search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
-    """The hits of ``query``, best first (see :meth:`VectorIndex.search`)."""
+def search(conn: sqlite3.Connection, query: Query, cache: BlockCache | None = None) -> list[Hit]:
+    """The hits of ``query``, best first (see :meth:`VectorIndex.search`).
+
+    ``cache`` (read-only connections only: it trusts that this connection never
+    writes) keeps the vector blocks between the searches of one connection.
+    """
     conn.execute("BEGIN")
     try:
-        hits = search_in(_Engine(conn), query)
+        if cache is not None:
+            cache.begin(conn)  # first: its statement opens the snapshot it checks
+        hits = search_in(_Engine(conn, cache), query)
     except BaseException:
         with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
             conn.execute("ROLLBACK")
@@ -39,8 +48,9 @@ def search(conn: sqlite3.Connection, query: Query) -> list[Hit]:
 class _Engine:
     """The SQLite index's :class:`~.ranking.RankingEngine`: vector blocks and FTS5."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, cache: BlockCache | None) -> None:
         self._conn = conn
+        self._cache = cache
 
     def document_paths(self) -> list[tuple[str, str, str]]:
         return self._conn.execute("SELECT doc_id, path, abs_path FROM documents").fetchall()
@@ -50,7 +60,12 @@ class _Engine:
     ) -> list[Candidate]:
         conn = self._conn
         allowed = _vids_of(conn, docs) if docs is not None else None
-        scored = vectors.scan(conn, np.asarray(vector, dtype=np.float32), n, allowed)
+        q = np.asarray(vector, dtype=np.float32)
+        if self._cache is not None:
+            blocks = self._cache.blocks(conn, q.size)
+        else:
+            blocks = vectors.read_blocks(conn, q.size)
+        scored = vectors.scan(blocks, q, n, allowed)
         hashes = _hashes_of_vids(conn, [s.vid for s in scored])
         return [Candidate(hashes[s.vid], s.score) for s in scored if s.vid in hashes]
 

@@ -7,7 +7,9 @@ kept in blocks: one row of ``vector_blocks`` holds up to a few hundred vectors a
 contiguous, unit-length float32 matrix, and their ``vids`` (the rowids of those vectors
 in ``vectors``, distinct within a block). A scan reads a block, scores it with one
 matrix product and keeps the best few; the memory it allocates stays flat at any index
-size (the file pages it reads are mapped: see the README on RSS).
+size (the file pages it reads are mapped: see the README on RSS). A read-only index
+that stays open scans a copy of the blocks held in memory instead
+(:mod:`.sqlite_block_cache`).
 
 Invariant (kept in the transaction that changes chunk rows, checked by ``verify``):
 block ``b`` holds exactly the distinct contents of the chunk rows whose ``block`` is
@@ -27,6 +29,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # numpy is imported where vectors are touched: an index opened
     import numpy as np  # only to plan or verify a tree never loads it
     import numpy.typing as npt
+
+    Block = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 
 SCHEMA = (
     (
@@ -118,7 +122,7 @@ class Scored:
 
 
 def scan(
-    conn: sqlite3.Connection,
+    blocks: Iterable[Block],
     query: npt.NDArray[np.float32],
     n: int,
     allowed: npt.NDArray[np.int64] | None = None,
@@ -126,10 +130,13 @@ def scan(
     """The ``n`` distinct contents closest to the unit vector ``query``, best first
     (ties: the smaller vid first).
 
-    Only positive cosines nominate (a content orthogonal to the query is no evidence).
-    ``allowed`` (sorted vids) restricts the scan to those contents. Exact: every block
-    is scored; a block's best ``n`` can hold any of the overall best ``n``, because its
-    contents are distinct. Memory: one block plus a pool of a few ``n`` candidates.
+    ``blocks`` are (vids, unit matrix) pairs: :func:`read_blocks` of one snapshot, or a
+    copy of them held in memory (:mod:`.sqlite_block_cache`); the answer depends only
+    on their contents. Only positive cosines nominate (a content orthogonal to the
+    query is no evidence). ``allowed`` (sorted vids) restricts the scan to those
+    contents. Exact: every block is scored; a block's best ``n`` can hold any of the
+    overall best ``n``, because its contents are distinct. Memory: one block plus a
+    pool of a few ``n`` candidates.
     """
     import numpy as np
 
@@ -140,7 +147,7 @@ def scan(
     pool_scores: list[npt.NDArray[np.float32]] = []
     pooled = 0
     floor = np.float32(0.0)
-    for vids, matrix in _blocks(conn, q.size):
+    for vids, matrix in blocks:
         scores = matrix @ q
         keep = scores >= floor if floor > 0 else scores > 0
         if allowed is not None:
@@ -178,9 +185,9 @@ def _best(
     return all_vids[keep], all_scores[keep]
 
 
-def _blocks(
-    conn: sqlite3.Connection, dim: int
-) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+def read_blocks(conn: sqlite3.Connection, dim: int) -> Iterator[Block]:
+    """Every block of the current snapshot as (vids, ``dim``-column unit matrix), read
+    lazily (one block's bytes at a time)."""
     # One SELECT over the table: an incremental blob handle per block copies once
     # instead of twice, but opening one compiles a statement, and measured slower.
     import numpy as np
@@ -248,6 +255,7 @@ __all__ = [
     "check",
     "next_block",
     "pack_all",
+    "read_blocks",
     "refresh",
     "scan",
     "unit_rows",
