@@ -6,10 +6,12 @@ decoding is most of its work per batch (``python -m bench http``). orjson is opt
 (``pip install 'funcpipe[fast]'``): without it everything works, only slower.
 
 The two are held to one behaviour. What orjson accepts it decodes to the same values
-as :func:`json.loads` (both round floats correctly); what it refuses (``NaN``, integers
-past 64 bits, nesting past 1,024 levels, invalid UTF-8) goes to the standard library,
-which either accepts it too or raises its own error — so a caller sees exactly the
-standard library's answers and errors, only sooner in the common case.
+as :func:`json.loads` (both round floats correctly), with one difference: an integer
+outside [-2**63, 2**64) comes back as the nearest float, where the standard library
+keeps it exact — the same float32 in a vector, and out of range as an ``index`` either
+way. What orjson refuses (``NaN``, ``Infinity``, numbers that overflow a double,
+nesting past 1,024 levels, invalid UTF-8) goes to the standard library, which either
+accepts it too or raises its own error: a caller sees the standard library's errors.
 """
 
 from __future__ import annotations
