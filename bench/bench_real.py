@@ -263,7 +263,8 @@ def bench_http_real(
     texts = _chunk_texts(root)
     rows: list[Row] = []
     openai = PROTOCOLS["openai"]
-    srcs = {"baseline": baseline_src(), "main": baseline_src(MAIN_COMMIT), "current": None}
+    named = {"baseline": BASELINE_COMMIT, "main": MAIN_COMMIT}
+    srcs = {s: None if s == "current" else baseline_src(named.get(s, s)) for s in sides}
 
     def decode(content: bytes) -> object:
         return openai.parse(content, BATCH)
@@ -340,13 +341,15 @@ def bench_real_http() -> list[Row]:
 
     ``FUNCPIPE_BENCH_WHICH`` picks the corpus (``full`` by default, or ``small``);
     ``FUNCPIPE_BENCH_SIDES`` the code measured, comma-separated, in order each round:
-    ``current`` (this checkout, the default), ``main`` (``MAIN_COMMIT``), ``baseline``.
+    ``current`` (this checkout, the default), ``main`` (``MAIN_COMMIT``), ``baseline``
+    or a commit; ``FUNCPIPE_BENCH_ROUNDS`` how many rounds.
     """
     root = real_corpus(os.environ.get("FUNCPIPE_BENCH_WHICH", "full"))
     sides = tuple(os.environ.get("FUNCPIPE_BENCH_SIDES", "current").split(","))
+    rounds = int(os.environ.get("FUNCPIPE_BENCH_ROUNDS", ROUNDS))
     rows: list[Row] = [{"name": f"corpus: {root} ({len(corpus_files(root)):,} files)"}]
     with tempfile.TemporaryDirectory(prefix="funcpipe-bench-real-") as tmp:
-        return rows + bench_http_real(root, Path(tmp), sides=sides, rounds=ROUNDS)
+        return rows + bench_http_real(root, Path(tmp), sides=sides, rounds=rounds)
 
 
 def bench_real() -> list[Row]:
