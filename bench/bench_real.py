@@ -310,7 +310,7 @@ def bench_http_real(
             rows.append(
                 {
                     "name": f"http {encoding}: raw keep-alive + decoding "
-                    f"({'orjson' if wirejson.FAST else 'json'} + vectors)",
+                    f"({'msgspec' if wirejson.FAST else 'json'} + vectors)",
                     "inputs_per_s": max(decoding),
                     "runs": ", ".join(f"{r:,.0f}" for r in decoding),
                     "ratio": max(decoding) / max(raw),

@@ -20,7 +20,7 @@ OPENAI = PROTOCOLS["openai"]
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)  # past these, see the huge-integer test
+    | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
@@ -51,7 +51,8 @@ def test_loads_gives_the_standard_librarys_values(value: Any) -> None:
     [
         b'{"data": [{"index": 0, "embedding": [NaN, 1]}]}',  # the standard library accepts NaN
         b"[Infinity, -Infinity]",
-        b"[1e400]",  # overflows a double: orjson refuses, json says inf
+        b"[1e400]",  # overflows a double: msgspec refuses, json says inf
+        b"123456789012345678901234567890",
         b"[" * 5000 + b"]" * 5000,  # deeper than either allows
         b'{"a": "\xff"}',  # not UTF-8
         b"",
