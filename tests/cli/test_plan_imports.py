@@ -59,3 +59,20 @@ def test_the_check_sees_an_import_when_there_is_one(tmp_path: Path) -> None:
         "ingest", str(tree), "--index", str(tmp_path / "x.db"), "--report", "text", cwd=tmp_path
     )
     assert {"numpy", "rich"} <= imported
+
+
+def test_an_http_ingest_does_not_import_httpxs_own_command_line(tmp_path: Path) -> None:
+    # httpx's CLI pulls in click, Rich and Pygments: a third of importing httpx, paid in
+    # every run over HTTP, for nothing (funcpipe draws with Rich itself, but later and
+    # only part of it).
+    from funcpipe_rag.serve import EmbeddingServer
+
+    tree = write_tree(tmp_path / "docs", {"a.txt": prose(1)})
+    with EmbeddingServer() as server:
+        imported = _imported(
+            "ingest", str(tree), "--index", str(tmp_path / "x.db"), "--embedder", "openai",
+            "--model", "m", "--url", server.url, "--quiet", "--report", "none",
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert "httpx" in imported
+    assert sorted(imported & {"click", "pygments"}) == []

@@ -110,6 +110,10 @@ def main() -> None:
     Runs the click command Typer builds, as ``Typer.__call__`` does (its exception hook
     only matters with pretty exceptions, which are off), after :func:`.coercion.lighten`.
     """
+    # httpx imports its own command line (click, Rich, Pygments: about a third of
+    # ``import httpx``) unless that import fails, and then offers a stub in its place.
+    # This process is funcpipe's command line and never runs httpx's: make it fail.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     command = typer.main.get_command(app_for(sys.argv[1:]))
     lighten(command)
     command()

@@ -51,6 +51,7 @@ from ..errors import ConfigError, EmbeddingUnavailableError, ResourceClosedError
 from ..policies.ledger import ResourceLedger
 from ..policies.retries import Clock, RetryPolicy
 from ..result import Err, ErrInfo, Ok, Result
+from . import wirejson
 from .answers import (
     ERROR_BODY_CAP,
     AnswerTooBig,
@@ -72,6 +73,9 @@ from .failures import (
 from .protocols import PROTOCOLS, BadAnswer, Vector, check_dims
 from .transport import Deadline, TrackingBackend, TrackingTransport, deadline_scope
 from .urls import ServerUrl
+
+# The request body is encoded here (:mod:`.wirejson`), not by httpx's ``json=``.
+_JSON = {"Content-Type": "application/json"}
 
 
 def _gave_up(err: ErrInfo, attempts: int, why: str) -> Err[ErrInfo]:
@@ -297,7 +301,7 @@ class HttpEmbedder:
     def _request(self, texts: Sequence[str], left: float) -> Result[list[Vector], ErrInfo]:
         """One attempt; it ends within ``left`` seconds whatever the server does."""
         encoding = self.encoding_format
-        body = self._protocol.body(texts, self.model, encoding)
+        body = wirejson.dumps(self._protocol.body(texts, self.model, encoding))
         timeout = httpx.Timeout(
             min(self._read_timeout, left),
             connect=min(self._connect_timeout, left),
@@ -308,7 +312,9 @@ class HttpEmbedder:
         try:
             with (
                 deadline_scope(deadline),
-                self._client.stream("POST", self._endpoint, json=body, timeout=timeout) as answer,
+                self._client.stream(
+                    "POST", self._endpoint, content=body, headers=_JSON, timeout=timeout
+                ) as answer,
             ):
                 return self._read(answer, len(texts), deadline, encoding)
         except httpx.HTTPError as exc:
