@@ -347,6 +347,9 @@ class SqliteIndex:
         # clearly. The lock dies with its process, kill -9 included. A rebuild locks the
         # live index: it stays untouched (and searchable) until the rebuild is whole.
         self._lock = None if readonly else RunLock(path, ledger, lock_timeout_s)
+        self._readonly = readonly
+        self._busy_timeout_s = busy_timeout_s
+        self._reader: sqlite3.Connection | None = None  # see _reads()
         try:
             self._conn = self._connect(readonly, busy_timeout_s)
         except BaseException:
@@ -554,9 +557,36 @@ class SqliteIndex:
                     conn.execute("ROLLBACK")
                 raise
 
+    def _reads(self) -> sqlite3.Connection:
+        """The connection of the lookups a run makes while it writes (``stored_doc``,
+        ``fetch_vectors``, ``known_hashes``).
+
+        A writable index reads on a second connection of its own: in WAL mode a reader
+        and the writer never wait for each other, so a lookup on the consuming thread
+        does not stall behind a chunk write (or its ``COMMIT``) running on the index
+        writer's thread; and it sees committed rows only, never a write in progress.
+        """
+        conn = self._check_open()
+        if self._readonly:
+            return conn
+        if self._reader is None:
+            try:
+                reader = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except sqlite3.Error as exc:
+                raise _db_error(exc, self.path, "opening it") from None
+            self._reader = reader
+            reader.execute("PRAGMA query_only = ON")
+            reader.execute("PRAGMA cell_size_check = ON")
+        return self._reader
+
     def _in_chunks(self, sql: str, keys: Sequence[str]) -> Iterator[Any]:
         """Rows of ``sql`` (with one ``{marks}`` placeholder list) for every key, 500 at a time."""
-        conn = self._check_open()
+        conn = self._reads()
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), 500):
             part = unique[i : i + 500]
@@ -574,7 +604,7 @@ class SqliteIndex:
     def stored_doc(self, doc_id: str) -> StoredDocument | None:
         with self._guard("reading a document"):
             row = (
-                self._check_open()
+                self._reads()
                 .execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,))
                 .fetchone()
             )
@@ -882,9 +912,13 @@ class SqliteIndex:
             return
         self._state = _State.CLOSED
         try:
-            self._conn.close()
+            if self._reader is not None:
+                self._reader.close()
         finally:
-            self._ledger.release(self._handle)
+            try:
+                self._conn.close()
+            finally:
+                self._ledger.release(self._handle)
 
     def close(self) -> None:
         """Close the connection, then release the lock; safe to call twice."""
