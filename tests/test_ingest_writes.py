@@ -23,11 +23,15 @@ def _everything(db: Path) -> list[Any]:
             conn.execute(sql).fetchall()
             for sql in (
                 "SELECT doc_id, path, file_hash, complete, note FROM documents ORDER BY doc_id",
-                'SELECT chunk_id, doc_id, seq, start, "end", text, content_hash, section '
-                "FROM chunks ORDER BY chunk_id",
+                (
+                    'SELECT chunk_id, doc_id, seq, start, "end", text, content_hash, section '
+                    "FROM chunks ORDER BY chunk_id"
+                ),
                 "SELECT content_hash, vector FROM vectors ORDER BY content_hash",
-                "SELECT c.chunk_id FROM chunks_fts_docsize d JOIN chunks c ON c.id = d.id "
-                "ORDER BY c.chunk_id",
+                (
+                    "SELECT c.chunk_id FROM chunks_fts_docsize d JOIN chunks c ON c.id = d.id "
+                    "ORDER BY c.chunk_id"
+                ),
             )
         ]
     finally:

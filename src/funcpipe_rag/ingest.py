@@ -5,10 +5,11 @@ enters the embedder, the index, the worker threads and the pipeline into a singl
 :class:`~funcpipe_rag.policies.resources.CleanupStack`, so on every exit path — normal
 end, breaker trip, an exception, Ctrl-C, SIGTERM, a closed stdout — they are released
 in reverse order: the pipeline first (closing every stage above it, any open file and
-the requests in flight), then the sink commits the chunks already embedded, then the
-parser processes are stopped and reaped, then the worker threads are joined, then the
-index and the embedder close. Vectors never wait
-for any of that: they are stored as soon as they arrive. The returned
+the requests in flight), then the sink commits the chunks already embedded and joins
+its index writer thread, then the parser processes are stopped and reaped, then the
+worker threads are joined, then the index and the embedder close. Paid vectors never
+wait for any of that: they are stored as soon as they arrive (a free embedder's, see
+``EmbedderKind.free``, are stored with their chunks instead). The returned
 :class:`RunSummary` is built after all of it, from the ledger and the operating
 system's counts.
 """
@@ -141,7 +142,8 @@ class _UnwrittenVectors:
 
     def add(self, chunk: Chunk) -> None:
         if not chunk.reused:
-            self._vectors.setdefault(chunk.chunk.content_hash, chunk.embedding.astype("<f4").tobytes())
+            h = chunk.chunk.content_hash
+            self._vectors.setdefault(h, chunk.embedding.astype("<f4").tobytes())
 
     def of(self, batch: Sequence[Chunk]) -> dict[str, bytes]:
         """The vectors ``batch`` made (to store before its chunk rows)."""
@@ -521,6 +523,7 @@ def ingest(
     try:
         with use_ledger(ledger), CleanupStack(ledger) as stack:
             embedder = open_embedder(settings, ledger)
+            free = kind_of(settings.embedder).free
             stack.callback(embedder.close, "embedder")
             index: VectorIndex | None = None
             cache: VectorCache | None = None
@@ -556,9 +559,8 @@ def ingest(
             # A free embedder's vectors go into the index with their chunks (one writer
             # and no claims only: runs sharing an index pay through the store).
             unwritten = None
-            if index is not None and share.content_claims is None:
-                if kind_of(settings.embedder).free:
-                    unwritten = _UnwrittenVectors(index)
+            if index is not None and share.content_claims is None and free:
+                unwritten = _UnwrittenVectors(index)
             sink = _Sink(
                 index,
                 req.jsonl,
