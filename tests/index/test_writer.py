@@ -20,7 +20,8 @@ class _Recorder:
     """The two writes an IndexWriter calls, recorded with the thread that made them;
     ``gate`` holds every write until it is set; write number ``fail_at`` fails."""
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, *, beside_reads: bool = True) -> None:
+        self.writes_beside_reads = beside_reads
         self.calls: list[tuple[str, object, int]] = []
         self.gate = threading.Event()
         self.gate.set()
@@ -116,6 +117,22 @@ def test_close_joins_the_thread_even_with_writes_queued() -> None:
     writer.close()  # idempotent
     assert stored == []  # a stopping run: stored perhaps, never claimed
     assert threading.active_count() == threads_before
+
+
+def test_an_index_that_cannot_write_beside_reads_is_written_on_the_callers_thread() -> None:
+    index, ledger, stored = _Recorder(fail_at=3, beside_reads=False), ResourceLedger(), []
+    threads_before = threading.active_count()
+    writer: IndexWriter[int] = IndexWriter(index, ledger, stored.append, depth=2)  # type: ignore[arg-type]
+    writer.submit([_chunk(0)], {"h0": b"v"}, 0)
+    writer.submit([_chunk(1)], {}, 1)
+    assert threading.active_count() == threads_before  # no thread, ever
+    with pytest.raises(IndexWriteError):
+        writer.submit([_chunk(2)], {}, 2)
+        writer.drain()
+    writer.close()
+    assert stored == [0, 1]
+    assert {c[2] for c in index.calls} == {threading.get_ident()}
+    assert "worker_pool" not in ledger.snapshot().by_kind
 
 
 def test_sqlite_lookups_see_committed_rows_only(tmp_path: Path) -> None:

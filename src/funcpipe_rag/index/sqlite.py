@@ -325,6 +325,9 @@ class SqliteIndex:
     (``<index>.lock``) until closed; a read-only one takes none.
     """
 
+    # Writes are serialised by the write lock; lookups read on a connection of their own.
+    writes_beside_reads = True
+
     def __init__(
         self,
         path: Path,

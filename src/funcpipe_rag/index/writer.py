@@ -19,6 +19,10 @@ What the caller can rely on:
 * **Joined on every exit path.** :meth:`close` waits for the thread even when a signal
   interrupts it (Ctrl-C while joining) and then re-raises: nothing runs on the index
   after ``close`` returns, so the index can be closed next.
+
+An index whose writes cannot run beside the run's reads
+(``VectorIndex.writes_beside_reads`` false: PostgreSQL's one main session) is written
+on the caller's thread, at submit, with the same reports.
 """
 
 from __future__ import annotations
@@ -72,10 +76,20 @@ class IndexWriter(Generic[T]):
         """Queue one write: ``vectors`` (stored first, in their own transaction) then
         ``batch`` (one transaction); reports the batches already stored, and waits for
         the oldest while more than ``depth`` are in flight."""
-        if self._pool is None:
-            self._handle = self._ledger.acquire("worker_pool", "index writer")
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="funcpipe-write")
-        future = self._pool.submit(self._write, list(batch), dict(vectors))
+        future: Future[None]
+        if self._index.writes_beside_reads:
+            if self._pool is None:
+                self._handle = self._ledger.acquire("worker_pool", "index writer")
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="funcpipe-write")
+            future = self._pool.submit(self._write, list(batch), dict(vectors))
+        else:
+            future = Future()
+            try:
+                self._write(list(batch), dict(vectors))
+            except Exception as exc:  # reported when collected, as from the thread
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
         self._inflight.append((future, tag))
         self._collect(len(self._inflight) - self._depth)
 
@@ -110,7 +124,7 @@ class IndexWriter(Generic[T]):
             if vectors:
                 self._index.store_vectors(vectors)
             self._index.write(batch)
-        except BaseException:
+        except Exception:
             self._failed.set()
             raise
 
