@@ -212,6 +212,26 @@ _MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3}
 _MMAP_BYTES = 1 << 31
 
 
+# Rows per multi-row INSERT (at most 11 parameters a row: well under SQLite's 32,766).
+_ROWS_PER_INSERT = 256
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, row: str, tail: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``head VALUES row, row, ... tail`` for ``rows``, in order, a few statements in all.
+
+    The same rows as ``executemany`` in the same order (so the same row ids), but one
+    statement step per :data:`_ROWS_PER_INSERT` rows instead of one per row: the driver
+    releases and retakes the GIL around every step, and on the index writer's thread
+    each retake waits for the consuming thread's Python (the GIL's switch interval).
+    """
+    for i in range(0, len(rows), _ROWS_PER_INSERT):
+        part = rows[i : i + _ROWS_PER_INSERT]
+        sql = f"{head} {', '.join([row] * len(part))} {tail}"
+        conn.execute(sql, [value for r in part for value in r])
+
+
 def remembered_from_meta(meta: Mapping[str, str]) -> dict[str, Any]:
     """The settings an index was built with; an index from before they were recorded
     still tells its vector space (and the chunker's settings, from its fingerprint)."""
@@ -747,10 +767,12 @@ class SqliteIndex:
             block = sqlite_vectors.next_block(conn)
             last = sqlite_lexical.last_row(conn)
             touched: set[int] = set()
-            conn.executemany(
+            _insert_rows(
+                conn,
                 "INSERT INTO documents(doc_id, path, abs_path, size, mtime_ns, file_hash, "
-                "complete, run_id, reader, encoding, title) "
-                "VALUES (?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?) ON CONFLICT(doc_id) DO UPDATE SET "
+                "complete, run_id, reader, encoding, title) VALUES",
+                "(?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?)",
+                "ON CONFLICT(doc_id) DO UPDATE SET "
                 "path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "run_id = excluded.run_id, reader = excluded.reader, "
                 "encoding = excluded.encoding, title = excluded.title, note = ''",
@@ -773,11 +795,13 @@ class SqliteIndex:
             )
             # A row stored before (same place, same content) keeps its block: its vector
             # is there already. New rows go to this write's new block.
-            conn.executemany(
+            _insert_rows(
+                conn,
                 "INSERT INTO chunks"
                 '(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, section, page, '
-                "block) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE "
-                "SET seq = excluded.seq, run_id = excluded.run_id",
+                "block) VALUES",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ON CONFLICT(chunk_id) DO UPDATE SET seq = excluded.seq, run_id = excluded.run_id",
                 [
                     (
                         p.chunk_id,
@@ -851,8 +875,11 @@ class SqliteIndex:
             return
         with self._guard("storing vectors"), self._transaction() as conn:
             self._fix_dim(conn, list(vectors.values()))
-            conn.executemany(
-                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES (?, ?)",
+            _insert_rows(
+                conn,
+                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES",
+                "(?, ?)",
+                "",
                 list(vectors.items()),
             )
 
