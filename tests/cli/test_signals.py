@@ -71,12 +71,16 @@ def test_ctrl_c_during_hash_writes_joins_the_writer_and_claims_only_stored_chunk
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=cli_env(FUNCPIPE_COMMIT_EVERY="16"),
     )  # fmt: skip
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()
     assert first
     proc.send_signal(signal.SIGINT)
-    rest, stderr = proc.communicate(timeout=60)
-    printed = [first, *rest.splitlines()]
+    # Read through the same buffer (communicate() would skip what readline() read ahead).
+    printed = [first, *proc.stdout.read().splitlines()]
+    stderr = proc.stderr.read()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    proc.stderr.close()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     doc = read_report(report)
