@@ -5,10 +5,11 @@ enters the embedder, the index, the worker threads and the pipeline into a singl
 :class:`~funcpipe_rag.policies.resources.CleanupStack`, so on every exit path — normal
 end, breaker trip, an exception, Ctrl-C, SIGTERM, a closed stdout — they are released
 in reverse order: the pipeline first (closing every stage above it, any open file and
-the requests in flight), then the sink commits the chunks already embedded, then the
-parser processes are stopped and reaped, then the worker threads are joined, then the
-index and the embedder close. Vectors never wait
-for any of that: they are stored as soon as they arrive. The returned
+the requests in flight), then the sink commits the chunks already embedded and joins
+its index writer thread, then the parser processes are stopped and reaped, then the
+worker threads are joined, then the index and the embedder close. Paid vectors never
+wait for any of that: they are stored as soon as they arrive (a free embedder's, see
+``EmbedderKind.free``, are stored with their chunks instead). The returned
 :class:`RunSummary` is built after all of it, from the ledger and the operating
 system's counts.
 """
@@ -21,7 +22,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -30,7 +31,7 @@ from .changes import ChangeCheck
 from .chunking.chunks import Chunk, ChunkWithoutEmbedding, iter_chunks
 from .config import RunSettings
 from .embedders.base import Embedder, embed_chunks
-from .embedders.registry import content_space, open_embedder
+from .embedders.registry import content_space, kind_of, open_embedder
 from .errors import ConfigError, FuncpipeError, IndexWriteError, RunInterrupted
 from .index import (
     ContentClaims,
@@ -44,6 +45,7 @@ from .index import (
 from .index.base import FileStream
 from .index.cache import VectorCache
 from .index.local import LocalShare
+from .index.writer import IndexWriter
 from .policies.breakers import BreakInfo, circuit_breaker_rate_emit
 from .policies.ledger import ResourceLedger, os_snapshot, use_ledger
 from .policies.resources import CleanupStack
@@ -117,9 +119,63 @@ def chunk_record(chunk: Chunk, *, with_vectors: bool) -> dict[str, Any]:
     return record
 
 
+class _UnwrittenVectors:
+    """The vectors of a free embedder (see ``EmbedderKind.free``) that wait to be stored
+    with their chunks: made, accepted by the sink, not yet in the index.
+
+    Lookups see them before the index, so a content met again before its chunk is
+    written is reused exactly as if its vector had been stored at once (the run's counts
+    and the index's rows are the same either way). Bounded by the sink's batches in
+    flight.
+    """
+
+    def __init__(self, index: VectorIndex) -> None:
+        self._index = index
+        self._vectors: dict[str, bytes] = {}
+
+    def lookup(self, content_hashes: Sequence[str]) -> dict[str, bytes]:
+        vectors = self._vectors
+        found = {h: vectors[h] for h in content_hashes if h in vectors}
+        rest = [h for h in content_hashes if h not in found]
+        if rest:
+            found.update(self._index.fetch_vectors(rest))
+        return found
+
+    def add(self, chunk: Chunk) -> None:
+        if not chunk.reused:
+            h = chunk.chunk.content_hash
+            self._vectors.setdefault(h, chunk.embedding.astype("<f4").tobytes())
+
+    def of(self, batch: Sequence[Chunk]) -> dict[str, bytes]:
+        """The vectors ``batch`` made (to store before its chunk rows)."""
+        vectors = self._vectors
+        return {
+            c.chunk.content_hash: vectors[c.chunk.content_hash]
+            for c in batch
+            if not c.reused and c.chunk.content_hash in vectors
+        }
+
+    def stored(self, content_hashes: Iterable[str]) -> None:
+        for h in content_hashes:
+            self._vectors.pop(h, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A batch handed to the index writer: its chunks, and the vectors it stores."""
+
+    chunks: list[Chunk]
+    vectors: tuple[str, ...]
+
+
 class _Sink:
     """Writes chunks to the index in batches and NDJSON for what each batch stored —
-    so neither stdout nor the counts ever claim a chunk the index does not hold."""
+    so neither stdout nor the counts ever claim a chunk the index does not hold.
+
+    The writes run on a thread of their own (:class:`~.index.writer.IndexWriter`), up
+    to ``depth`` batches ahead; a batch is counted and printed, in order, on the
+    consuming thread once the writer has stored it.
+    """
 
     def __init__(
         self,
@@ -130,6 +186,9 @@ class _Sink:
         *,
         commit_every: int,
         with_vectors: bool,
+        ledger: ResourceLedger | None = None,
+        unwritten: _UnwrittenVectors | None = None,
+        depth: int = 2,
     ) -> None:
         self._index = index
         self._out = out
@@ -137,6 +196,13 @@ class _Sink:
         self._seen = seen
         self._commit_every = commit_every
         self._with_vectors = with_vectors
+        self._unwritten = unwritten
+        self._writer: IndexWriter[_Written] | None = None
+        if index is not None:
+            self._writer = IndexWriter(
+                index, ledger if ledger is not None else ResourceLedger(), self._stored,
+                depth=depth,
+            )  # fmt: skip
         # Invariant: _batch holds the chunks accepted since the last write, in order.
         self._batch: list[Chunk] = []
         self._failed_docs: set[str] = set()
@@ -153,8 +219,10 @@ class _Sink:
             else:
                 stats.chunks_embedded += 1
             self._batch.append(chunk)
+            if self._unwritten is not None:
+                self._unwritten.add(chunk)
             if self._index is None or len(self._batch) >= self._commit_every:
-                self.commit()
+                self._submit()
             return
         err = r.error
         if isinstance(err, BreakInfo):
@@ -196,21 +264,45 @@ class _Sink:
             page=c.page,
         )
 
-    def commit(self) -> None:
-        """Write the batch; only once it is stored is it counted and printed.
-
-        A failed write stores nothing of the batch (one transaction), so nothing of it
-        is claimed: the error is kept and raised, and the run stops honestly.
-        """
+    def _submit(self) -> None:
+        """Hand the batch to the writer (or, without an index, count and print it)."""
         batch, self._batch = self._batch, []
         if not batch:
             return
-        if self._index is not None:
+        writer = self._writer
+        if writer is None:
+            self._stored(_Written(batch, ()))
+            return
+        vectors = self._unwritten.of(batch) if self._unwritten is not None else {}
+        try:
+            writer.submit(
+                [self._pending(c.chunk) for c in batch], vectors, _Written(batch, tuple(vectors))
+            )
+        except IndexWriteError as exc:
+            self.write_error = exc
+            raise
+
+    def commit(self) -> None:
+        """Write the batch and wait until everything accepted is stored; only once a
+        batch is stored is it counted and printed.
+
+        A failed write stores nothing of the batch (one transaction), so nothing of it
+        is claimed: the error is kept and raised, and the run stops honestly (no batch
+        behind it is written).
+        """
+        self._submit()
+        if self._writer is not None:
             try:
-                self._index.write([self._pending(c.chunk) for c in batch])
+                self._writer.drain()
             except IndexWriteError as exc:
                 self.write_error = exc
                 raise
+
+    def _stored(self, written: _Written) -> None:
+        """A batch is in the index: count it, print it."""
+        batch = written.chunks
+        if self._unwritten is not None:
+            self._unwritten.stored(written.vectors)
         stats = self._stats
         stats.chunks_stored += len(batch)
         stats.files_ingested += sum(
@@ -238,9 +330,16 @@ class _Sink:
     def finish(self) -> None:
         """Store what is left on every exit path: it is embedded, paid for, and must not
         be lost. A write that fails here is kept in ``write_error`` — it is the run's
-        outcome to report, not a resource that failed to close."""
-        with contextlib.suppress(IndexWriteError):
-            self.commit()
+        outcome to report, not a resource that failed to close. The writer thread is
+        joined on every path (after a failed write, without writing more)."""
+        writer = self._writer
+        try:
+            if writer is None or not writer.broken:
+                with contextlib.suppress(IndexWriteError):
+                    self.commit()
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def _space_of(embedder: Embedder, settings: RunSettings) -> IndexSpace:
@@ -260,6 +359,7 @@ def build_pipeline(
     files: FileStream | None = None,
     claims: ContentClaims | None = None,
     parsers: ParserPool | None = None,
+    unwritten: _UnwrittenVectors | None = None,
 ) -> Stage[Result[Chunk, ErrInfo | BreakInfo[ErrInfo]]]:
     """The lazy stage chain of one run (or of one round of it); creating it does no I/O.
 
@@ -270,7 +370,9 @@ def build_pipeline(
     ``seen`` collects the id of every file the walk found that still exists as a
     document (ingested, unchanged or failed): the run prunes the others afterwards.
     Vectors are looked up in and persisted to the index, else to ``cache``; ``claims``
-    makes each content paid once across runs sharing the index.
+    makes each content paid once across runs sharing the index. With ``unwritten``
+    (a free embedder's vectors, see ``EmbedderKind.free``), vectors are not persisted
+    when made: the sink stores them with their chunks, and lookups see them first.
     """
     seen = set() if seen is None else seen
     settings = req.settings
@@ -329,14 +431,18 @@ def build_pipeline(
     docs = extract_documents(check.flushed(raws), ledger, parsers)
     chunks = sfilter(chunked, iter_chunks(docs, settings.chunker, space=content_space(settings)))
     store = index if index is not None else cache
+    lookup = store.fetch_vectors if store is not None else None
+    persist = store.store_vectors if store is not None else None
+    if unwritten is not None:
+        lookup, persist = unwritten.lookup, None
     embedded = embed_chunks(
         chunks,
         embedder,
         batch_size=settings.batch_size,
-        lookup=store.fetch_vectors if store is not None else None,
+        lookup=lookup,
         executor=executor,
         window=embedder.concurrency if executor is not None else 1,
-        persist=store.store_vectors if store is not None else None,
+        persist=persist,
         claims=claims,
     )
     return circuit_breaker_rate_emit(
@@ -434,6 +540,7 @@ def ingest(
     try:
         with use_ledger(ledger), CleanupStack(ledger) as stack:
             embedder = open_embedder(settings, ledger)
+            free = kind_of(settings.embedder).free
             stack.callback(embedder.close, "embedder")
             index: VectorIndex | None = None
             cache: VectorCache | None = None
@@ -466,6 +573,11 @@ def ingest(
             # pipelines (which may be waiting on a parse), so busy parsers are stopped.
             parsers = open_parser_pool(settings.parse_limits(), ledger)
             stack.callback(parsers.close, "parser pool")
+            # A free embedder's vectors go into the index with their chunks (one writer
+            # and no claims only: runs sharing an index pay through the store).
+            unwritten = None
+            if index is not None and share.content_claims is None and free:
+                unwritten = _UnwrittenVectors(index)
             sink = _Sink(
                 index,
                 req.jsonl,
@@ -473,6 +585,8 @@ def ingest(
                 seen,
                 commit_every=settings.commit_every,
                 with_vectors=req.with_vectors,
+                ledger=ledger,
+                unwritten=unwritten,
             )
             stack.callback(sink.finish, "sink commit")
             rounds = share.rounds(lambda: walk_request(req))
@@ -483,6 +597,7 @@ def ingest(
                 pipeline = build_pipeline(
                     req, embedder, index, stats, ledger, executor, seen, cache,
                     files=files, claims=share.content_claims, parsers=parsers,
+                    unwritten=unwritten,
                 )  # fmt: skip
                 stack.callback(pipeline.close, "pipeline")
                 for n, r in enumerate(pipeline):

@@ -55,3 +55,36 @@ def test_signals_stop_the_run_in_order_and_keep_what_was_stored(
     assert doc["chunks"]["stored"] == count(index_target) > 0
     assert_clean(doc)
     assert "interrupted" in stderr
+
+
+def test_ctrl_c_during_hash_writes_joins_the_writer_and_claims_only_stored_chunks(
+    tmp_path: Path,
+) -> None:
+    """The hash embedder's run: chunk writes (and their vectors) on the index writer
+    thread. Ctrl-C once the first batch is printed: the run still stores what it had,
+    prints and counts exactly that, and the writer thread is gone."""
+    tree = write_tree(tmp_path / "docs", {f"f{i:03}.md": prose(i, 40) for i in range(300)})
+    db, report = tmp_path / "x.db", tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [*CLI, "ingest", str(tree), "--index", str(db), "--jsonl", "--report", "none",
+         "--report-file", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(FUNCPIPE_COMMIT_EVERY="16"),
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    assert first
+    proc.send_signal(signal.SIGINT)
+    # Read through the same buffer (communicate() would skip what readline() read ahead).
+    printed = [first, *proc.stdout.read().splitlines()]
+    stderr = proc.stderr.read()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    doc = read_report(report)
+    assert doc["status"] == "interrupted"
+    assert doc["chunks"]["stored"] == len(printed) == count(str(db)) < doc["chunks"]["seen"]
+    assert doc["resources"]["by_kind"]["worker_pool"]["acquired"] == 1
+    assert_clean(doc)

@@ -122,3 +122,9 @@ def test_the_registry_names_the_hash_model_as_the_hash_embedder_does() -> None:
 
     assert registry.HASH_EMBEDDER_VERSION == HASH_EMBEDDER_VERSION
     assert KINDS["hash"].default_model == HASH_EMBEDDER_VERSION
+
+
+def test_only_the_hash_embedder_is_free() -> None:
+    """Free: its vectors are stored with their chunks instead of as soon as they are
+    made. Every embedder whose work is paid (a model, a server) is not."""
+    assert [k.name for k in KINDS.values() if k.free] == ["hash"]

@@ -66,6 +66,12 @@ class EmbedderKind:
     dim_setting: bool = False  # the dimension is the `dim` setting, not the model's
     # Other settings that change the passage vectors: part of the content-space key.
     vector_settings: tuple[str, ...] = ()
+    # Its work costs less to redo than to store twice: deterministic, in process, no
+    # model, no server (the hash embedder only). A run stores such vectors with their
+    # chunks (in the chunk write) instead of on their own as soon as they are made; a
+    # vector lost before that is recomputed bit for bit. Never for onnx or HTTP
+    # embedders: their work is paid, and persisted as soon as it is paid.
+    free: bool = False
 
     def open(self, settings: RunSettings, ledger: ResourceLedger) -> Embedder:
         """A new embedder for ``settings``; the caller owns it and must close it."""
@@ -86,6 +92,7 @@ KINDS: dict[str, EmbedderKind] = {
             in_process=True,
             default_model=HASH_EMBEDDER_VERSION,
             dim_setting=True,
+            free=True,
         ),
         EmbedderKind(
             name="openai",

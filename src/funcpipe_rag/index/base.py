@@ -363,6 +363,10 @@ class VectorIndex(Protocol):
     """
 
     space: IndexSpace
+    # Whether :meth:`write` may run on a thread of its own while the run's thread reads
+    # (``stored_doc``, ``fetch_vectors``): the run then writes chunk rows in the
+    # background (:mod:`.writer`). False: the run writes on its own thread.
+    writes_beside_reads: bool
 
     @property
     def remembered(self) -> Mapping[str, Any]:

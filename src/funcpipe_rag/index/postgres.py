@@ -141,6 +141,9 @@ class PgIndex:
     the embedding threads, one at a time); a reader one. ``close()`` is idempotent.
     """
 
+    # Chunk rows go through the main session, which the run's thread reads on too.
+    writes_beside_reads = False
+
     def __init__(
         self,
         target: str,

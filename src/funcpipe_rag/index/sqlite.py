@@ -236,6 +236,26 @@ _MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3, "3": _v3_to_v4, "4": _v4_to_v5}
 _MMAP_BYTES = 1 << 31
 
 
+# Rows per multi-row INSERT (at most 11 parameters a row: well under SQLite's 32,766).
+_ROWS_PER_INSERT = 256
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, row: str, tail: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``head VALUES row, row, ... tail`` for ``rows``, in order, a few statements in all.
+
+    The same rows as ``executemany`` in the same order (so the same row ids), but one
+    statement step per :data:`_ROWS_PER_INSERT` rows instead of one per row: the driver
+    releases and retakes the GIL around every step, and on the index writer's thread
+    each retake waits for the consuming thread's Python (the GIL's switch interval).
+    """
+    for i in range(0, len(rows), _ROWS_PER_INSERT):
+        part = rows[i : i + _ROWS_PER_INSERT]
+        sql = f"{head} {', '.join([row] * len(part))} {tail}"
+        conn.execute(sql, [value for r in part for value in r])
+
+
 def remembered_from_meta(meta: Mapping[str, str]) -> dict[str, Any]:
     """The settings an index was built with; an index from before they were recorded
     still tells its vector space (and the chunker's settings, from its fingerprint)."""
@@ -349,6 +369,9 @@ class SqliteIndex:
     (``<index>.lock``) until closed; a read-only one takes none.
     """
 
+    # Writes are serialised by the write lock; lookups read on a connection of their own.
+    writes_beside_reads = True
+
     def __init__(
         self,
         path: Path,
@@ -371,6 +394,9 @@ class SqliteIndex:
         # clearly. The lock dies with its process, kill -9 included. A rebuild locks the
         # live index: it stays untouched (and searchable) until the rebuild is whole.
         self._lock = None if readonly else RunLock(path, ledger, lock_timeout_s)
+        self._readonly = readonly
+        self._busy_timeout_s = busy_timeout_s
+        self._reader: sqlite3.Connection | None = None  # see _reads()
         try:
             self._conn = self._connect(readonly, busy_timeout_s)
         except BaseException:
@@ -581,9 +607,36 @@ class SqliteIndex:
                     conn.execute("ROLLBACK")
                 raise
 
+    def _reads(self) -> sqlite3.Connection:
+        """The connection of the lookups a run makes while it writes (``stored_doc``,
+        ``fetch_vectors``, ``known_hashes``).
+
+        A writable index reads on a second connection of its own: in WAL mode a reader
+        and the writer never wait for each other, so a lookup on the consuming thread
+        does not stall behind a chunk write (or its ``COMMIT``) running on the index
+        writer's thread; and it sees committed rows only, never a write in progress.
+        """
+        conn = self._check_open()
+        if self._readonly:
+            return conn
+        if self._reader is None:
+            try:
+                reader = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except sqlite3.Error as exc:
+                raise _db_error(exc, self.path, "opening it") from None
+            self._reader = reader
+            reader.execute("PRAGMA query_only = ON")
+            reader.execute("PRAGMA cell_size_check = ON")
+        return self._reader
+
     def _in_chunks(self, sql: str, keys: Sequence[str]) -> Iterator[Any]:
         """Rows of ``sql`` (with one ``{marks}`` placeholder list) for every key, 500 at a time."""
-        conn = self._check_open()
+        conn = self._reads()
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), 500):
             part = unique[i : i + 500]
@@ -603,7 +656,7 @@ class SqliteIndex:
     def stored_doc(self, doc_id: str) -> StoredDocument | None:
         with self._guard("reading a document"):
             row = (
-                self._check_open()
+                self._reads()
                 .execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,))
                 .fetchone()
             )
@@ -745,10 +798,12 @@ class SqliteIndex:
             block = sqlite_vectors.next_block(conn)
             last = sqlite_lexical.last_row(conn)
             touched: set[int] = set()
-            conn.executemany(
+            _insert_rows(
+                conn,
                 "INSERT INTO documents(doc_id, path, abs_path, size, mtime_ns, file_hash, "
-                "complete, run_id, reader, encoding, title) "
-                "VALUES (?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?) ON CONFLICT(doc_id) DO UPDATE SET "
+                "complete, run_id, reader, encoding, title) VALUES",
+                "(?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?)",
+                "ON CONFLICT(doc_id) DO UPDATE SET "
                 "path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "run_id = excluded.run_id, reader = excluded.reader, "
                 "encoding = excluded.encoding, title = excluded.title, note = '', "
@@ -773,11 +828,13 @@ class SqliteIndex:
             )
             # A row stored before (same place, same content) keeps its block: its vector
             # is there already. New rows go to this write's new block.
-            conn.executemany(
+            _insert_rows(
+                conn,
                 "INSERT INTO chunks"
                 '(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, section, page, '
-                "block) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE "
-                "SET seq = excluded.seq, run_id = excluded.run_id",
+                "block) VALUES",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ON CONFLICT(chunk_id) DO UPDATE SET seq = excluded.seq, run_id = excluded.run_id",
                 [
                     (
                         p.chunk_id,
@@ -864,8 +921,11 @@ class SqliteIndex:
             return
         with self._guard("storing vectors"), self._transaction() as conn:
             self._fix_dim(conn, list(vectors.values()))
-            conn.executemany(
-                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES (?, ?)",
+            _insert_rows(
+                conn,
+                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES",
+                "(?, ?)",
+                "",
                 list(vectors.items()),
             )
 
@@ -930,9 +990,13 @@ class SqliteIndex:
         if self._blocks is not None:
             self._blocks.clear()
         try:
-            self._conn.close()
+            if self._reader is not None:
+                self._reader.close()
         finally:
-            self._ledger.release(self._handle)
+            try:
+                self._conn.close()
+            finally:
+                self._ledger.release(self._handle)
 
     def close(self) -> None:
         """Close the connection, then release the lock; safe to call twice."""
