@@ -125,8 +125,10 @@ MIGRATIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "1": (("ALTER TABLE documents ADD COLUMN signature text",), "2"),
     "2": (
         (
-            "ALTER TABLE documents ADD COLUMN IF NOT EXISTS tsv tsvector "
-            f"GENERATED ALWAYS AS ({DOCUMENT_TSV}) STORED",
+            (
+                "ALTER TABLE documents ADD COLUMN IF NOT EXISTS tsv tsvector "
+                f"GENERATED ALWAYS AS ({DOCUMENT_TSV}) STORED"
+            ),
             "CREATE INDEX IF NOT EXISTS documents_fts ON documents USING gin (tsv)",
         ),
         "3",
