@@ -85,6 +85,9 @@ def test_ctrl_c_during_hash_writes_joins_the_writer_and_claims_only_stored_chunk
     assert "Traceback" not in stderr
     doc = read_report(report)
     assert doc["status"] == "interrupted"
-    assert doc["chunks"]["stored"] == len(printed) == count(str(db)) < doc["chunks"]["seen"]
+    # What it stored is exactly what it printed and counted (a batch still being written
+    # when the signal came is reported once stored); the run stopped early.
+    assert doc["chunks"]["stored"] == len(printed) == count(str(db)) <= doc["chunks"]["seen"]
+    assert 0 < doc["files"]["ingested"] < 300
     assert doc["resources"]["by_kind"]["worker_pool"]["acquired"] == 1
     assert_clean(doc)

@@ -3,6 +3,8 @@ and the SQLite index's lookups, which see committed rows only."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -150,3 +152,27 @@ def test_sqlite_lookups_see_committed_rows_only(tmp_path: Path) -> None:
     finally:
         index.close()
     assert ledger.snapshot().by_kind["index_db"].open == 0
+
+
+def test_ctrl_c_while_waiting_for_a_write_leaves_it_to_be_reported() -> None:
+    """A signal that interrupts the wait for a write is not a failed write: the batch is
+    still being stored, so the drain that follows (the run's last commit) reports it,
+    and the writer is not broken. (It was popped and the writer marked broken: the run
+    stored the batch and never counted or printed it.)"""
+    index, stored = _Recorder(), []
+    index.gate.clear()
+    writer: IndexWriter[int] = IndexWriter(index, ResourceLedger(), stored.append, depth=1)  # type: ignore[arg-type]
+    writer.submit([_chunk(0)], {}, 0)  # in flight, held at the gate
+    ctrl_c = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            writer.submit([_chunk(1)], {}, 1)  # waits for batch 0: interrupted
+    finally:
+        ctrl_c.join()
+        index.gate.set()
+    assert not writer.broken
+    writer.drain()
+    writer.close()
+    assert stored == [0, 1]
+    assert [c[1] for c in index.calls if c[0] == "write"] == [["c0"], ["c1"]]

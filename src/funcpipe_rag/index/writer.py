@@ -105,11 +105,14 @@ class IndexWriter(Generic[T]):
         while inflight and (at_least > 0 or inflight[0][0].done()):
             future, tag = inflight[0]
             try:
-                future.result()  # a signal here leaves the batch in flight: reported later
+                # A signal (KeyboardInterrupt) raised while waiting here propagates with
+                # the batch still in flight: it is being stored, and the run's last
+                # drain reports it. Only the write's own failure is a failure.
+                future.result()
             except _NotWritten:
                 inflight.popleft()  # behind the failure already raised: never reported
                 continue
-            except BaseException:
+            except Exception:
                 inflight.popleft()
                 self.broken = True
                 raise
