@@ -64,23 +64,23 @@ def test_ctrl_c_during_hash_writes_joins_the_writer_and_claims_only_stored_chunk
     thread. Ctrl-C once the first batch is printed: the run still stores what it had,
     prints and counts exactly that, and the writer thread is gone."""
     tree = write_tree(tmp_path / "docs", {f"f{i:03}.md": prose(i, 40) for i in range(300)})
-    db, report = tmp_path / "x.db", tmp_path / "r.json"
-    proc = subprocess.Popen(
-        [*CLI, "ingest", str(tree), "--index", str(db), "--jsonl", "--report", "none",
-         "--report-file", str(report)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=cli_env(FUNCPIPE_COMMIT_EVERY="16"),
-    )  # fmt: skip
-    assert proc.stdout is not None and proc.stderr is not None
-    first = proc.stdout.readline()
-    assert first
-    proc.send_signal(signal.SIGINT)
-    # Read through the same buffer (communicate() would skip what readline() read ahead).
-    printed = [first, *proc.stdout.read().splitlines()]
-    stderr = proc.stderr.read()
-    proc.wait(timeout=60)
-    proc.stdout.close()
-    proc.stderr.close()
+    db, report, err = tmp_path / "x.db", tmp_path / "r.json", tmp_path / "stderr.txt"
+    with err.open("w") as err_file:  # a file, not a pipe: nothing the child says can block it
+        proc = subprocess.Popen(
+            [*CLI, "ingest", str(tree), "--index", str(db), "--jsonl", "--report", "none",
+             "--report-file", str(report)],
+            stdout=subprocess.PIPE, stderr=err_file, text=True,
+            env=cli_env(FUNCPIPE_COMMIT_EVERY="16"),
+        )  # fmt: skip
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first
+        proc.send_signal(signal.SIGINT)
+        # Read through the same buffer (communicate() would skip what readline() read ahead).
+        printed = [first, *proc.stdout.read().splitlines()]
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    stderr = err.read_text()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     doc = read_report(report)
