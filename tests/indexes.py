@@ -7,6 +7,7 @@ The tables have the same names and columns in SQLite and in a PostgreSQL collect
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -61,3 +62,49 @@ def content(target: str) -> list[tuple[Any, ...]]:
         *rows(target, "SELECT key, value FROM meta ORDER BY key"),
         *rows(target, "SELECT content_hash FROM vectors ORDER BY content_hash"),
     ]
+
+
+def to_older_schema(db: Path, version: str) -> None:
+    """Turn an index of this version into one laid out as ``version`` (1 to 4) was: 4
+    has no index of document titles and paths; 3 also no stored stat signatures; 2 and
+    1 also have chunks keyed by chunk_id, no vector blocks, no full-text index."""
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """
+        DROP TABLE documents_fts;
+        DROP TRIGGER documents_fts_insert;
+        DROP TRIGGER documents_fts_delete;
+        DROP TRIGGER documents_fts_update;
+        """
+    )
+    if version != "4":
+        conn.execute("ALTER TABLE documents DROP COLUMN signature")
+    if version in ("3", "4"):
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
+        conn.commit()
+        conn.close()
+        return
+    conn.executescript(
+        """
+        DROP TABLE chunks_fts;
+        DROP TABLE vector_blocks;
+        CREATE TABLE chunks_v2 (
+            chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, seq INTEGER NOT NULL,
+            start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
+            content_hash TEXT NOT NULL, run_id TEXT NOT NULL,
+            section TEXT NOT NULL DEFAULT '', page INTEGER);
+        INSERT INTO chunks_v2 SELECT chunk_id, doc_id, seq, start, "end", text,
+            content_hash, run_id, section, page FROM chunks ORDER BY id;
+        DROP TABLE chunks;
+        ALTER TABLE chunks_v2 RENAME TO chunks;
+        CREATE INDEX chunks_by_doc ON chunks(doc_id);
+        """
+    )
+    if version == "1":
+        for table, column in (("documents", "reader"), ("documents", "encoding"),
+                              ("documents", "title"), ("documents", "note"),
+                              ("chunks", "section"), ("chunks", "page")):  # fmt: skip
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
+    conn.commit()
+    conn.close()

@@ -22,7 +22,7 @@ from funcpipe_rag.index.pg_schema import SCHEMA_VERSION as PG_VERSION
 from funcpipe_rag.index.sqlite import SCHEMA_VERSION as SQLITE_VERSION
 from funcpipe_rag.signature import RACY_MARGIN_NS
 from tests.cli.helpers import prose, read_report, run_cli, write_tree
-from tests.indexes import execute, rows
+from tests.indexes import execute, rows, to_older_schema
 
 AGE_S = RACY_MARGIN_NS / 1e9 + 0.2
 
@@ -165,18 +165,14 @@ def test_an_index_of_the_previous_schema_is_upgraded_and_its_rows_untrusted(
     # The schema before signatures: PostgreSQL 1, SQLite 3 (each without the later
     # index of document titles and paths too).
     if is_postgres(db):
-        old, later = "1", ["ALTER TABLE documents DROP COLUMN tsv"]
+        execute(
+            db,
+            "ALTER TABLE documents DROP COLUMN tsv",
+            "ALTER TABLE documents DROP COLUMN signature",
+            "UPDATE meta SET value = '1' WHERE key = 'schema'",
+        )
     else:
-        old = "3"
-        later = ["DROP TABLE documents_fts"] + [
-            f"DROP TRIGGER documents_fts_{event}" for event in ("insert", "delete", "update")
-        ]
-    execute(
-        db,
-        *later,
-        "ALTER TABLE documents DROP COLUMN signature",
-        f"UPDATE meta SET value = '{old}' WHERE key = 'schema'",
-    )
+        to_older_schema(Path(db), "3")
     forge_hash(db, "f2.md")
     proc = run_cli("ingest", str(tree), "--index", db, "--plan")
     assert proc.returncode == 2 and "older schema version" in proc.stderr
