@@ -345,8 +345,8 @@ class RunSettings:
     min_score: float = setting(
         0.0,
         section="search",
-        help="drop results scoring below this: a cosine (vector), a BM25 score (lexical) or "
-        "a fused score in 0..1 (hybrid)",
+        help="drop results scoring below this: a cosine (vector), the text's BM25 plus the "
+        "title/path gain (lexical) or a fused score in 0..1 (hybrid)",
         lo=-1,
         hi=1e6,
         commands=SEARCHING,
