@@ -22,7 +22,7 @@ from .bench_parsers import bench_parsers
 from .bench_policies import bench_policies
 from .bench_postgres import bench_postgres
 from .bench_readers import bench_readers
-from .bench_real import bench_real, bench_real_hash, bench_real_http
+from .bench_real import bench_real, bench_real_hash, bench_real_http, bench_real_splitter
 from .bench_rerun import bench_rerun
 from .bench_retrieval import bench_retrieval
 from .bench_search import bench_search
@@ -42,6 +42,7 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "plan": bench_plan,
     "real-hash": bench_real_hash,
     "real-http": bench_real_http,
+    "splitter": bench_real_splitter,
     "postgres": bench_postgres,
     "parsers": bench_parsers,
     "search": bench_search,
