@@ -7,8 +7,8 @@ about 3,600 files, 64 MB). Every comparison is measured side by side in this one
 
 * splitter: funcpipe's splitter against LangChain's ``RecursiveCharacterTextSplitter(800,
   100)`` on the same decoded text, code (``*.py``) and prose (the rest) apart, MB/s of
-  text in CPU seconds, sides alternating, best of 3 rounds (target: at least 2x); also
-  alone as ``python -m bench splitter`` (5 rounds, each round's ratio listed).
+  text in CPU seconds, sides alternating, best of 3 rounds (target: at least 2x); with
+  the previous split_text beside them: ``python -m bench splitter`` (bench_light.py).
 * hash into index: ``funcpipe ingest`` with the in-process hash embedder into a new
   SQLite index, in a fresh process; chunks/s is stored chunks over the run's wall time,
   peak RSS from the run's own report (target: current at least 2x baseline).
@@ -152,14 +152,6 @@ def bench_splitter(root: Path, rounds: int = 3) -> list[Row]:
                 }
             )
     return rows
-
-
-def bench_real_splitter() -> list[Row]:
-    """``python -m bench splitter``: the splitter rows alone on the full real corpus,
-    ``FUNCPIPE_BENCH_ROUNDS`` rounds (5 by default)."""
-    root = real_corpus(os.environ.get("FUNCPIPE_BENCH_WHICH", "full"))
-    rows: list[Row] = [{"name": f"corpus: {root} ({len(corpus_files(root)):,} files)"}]
-    return rows + bench_splitter(root, int(os.environ.get("FUNCPIPE_BENCH_ROUNDS", 5)))
 
 
 # -- hash into the index, and --plan -----------------------------------------------------------
