@@ -290,18 +290,17 @@ def _whole_spans(text: str, size: int, overlap: int) -> list[tuple[int, int, str
     # Separators the text does not hold at all are never searched for (one scan each,
     # instead of one per chunk).
     has_cr = "\r" in text
-    # Every sentence mark, as [mark, the characters that may follow it (None: any), its
-    # separators, next]: the mark does not occur from the current window's start (which
-    # never moves back) up to ``next``, so a window without a rare mark costs a
-    # comparison instead of a search, and a mark the text lacks costs one scan, made
-    # only if some window needs it.
-    marks: list[list[Any]] = [
-        [".", _MARK_FOLLOWERS[0][1], _DOT_SEPS[("\t" in text) + 2 * has_cr], 0],
-        [*_MARK_FOLLOWERS[1], 0],
-        [*_MARK_FOLLOWERS[2], 0],
-    ]
-    if not text.isascii():
-        marks += [[sep, None, (), 0] for sep in _CJK_SENTENCE_ENDS]
+    # The sentence marks the text holds, each as [mark, the characters that may follow
+    # it, its separators, next]: the mark does not occur from the current window's start
+    # (which never moves back) up to ``next``, so a window without a rare mark costs a
+    # comparison instead of a search.
+    marks: list[list[Any]] = []
+    for char, followers, seps in _MARK_FOLLOWERS:
+        if char in text:
+            if char == ".":
+                seps = _DOT_SEPS[("\t" in text) + 2 * has_cr]
+            marks.append([char, followers, seps, 0])
+    cjk = () if text.isascii() else tuple(sep for sep in _CJK_SENTENCE_ENDS if sep in text)
     while n - start > size:
         limit = start + size
         soft_lo = start + half
@@ -326,13 +325,17 @@ def _whole_spans(text: str, size: int, overlap: int) -> list[tuple[int, int, str
                     i = find(mark[0], limit)
                     mark[3] = i if i >= 0 else n
                 elif i > cut:
-                    if mark[1] is None or text[i + 1] in mark[1]:
+                    if text[i + 1] in mark[1]:
                         cut = i
                     else:
                         for sep in mark[2]:
                             j = rfind(sep, cut if cut > lo else lo, i + 1)
                             if j > cut:
                                 cut = j
+            for sep in cjk:
+                i = rfind(sep, cut if cut > lo else lo, limit)
+                if i > cut:
+                    cut = i
             if cut >= 0:
                 cut += 1
             else:
