@@ -16,7 +16,7 @@ from .bench_embedding import bench_hash_embedder
 from .bench_http import bench_http
 from .bench_index_writes import bench_index_writes
 from .bench_ingest import bench_ingest
-from .bench_light import bench_light, bench_plan
+from .bench_light import bench_light, bench_plan, bench_splitter
 from .bench_onnx import bench_onnx
 from .bench_parsers import bench_parsers
 from .bench_policies import bench_policies
@@ -42,6 +42,7 @@ SUITES: dict[str, Callable[[], list[Row]]] = {
     "plan": bench_plan,
     "real-hash": bench_real_hash,
     "real-http": bench_real_http,
+    "splitter": bench_splitter,
     "postgres": bench_postgres,
     "parsers": bench_parsers,
     "search": bench_search,

@@ -22,7 +22,8 @@ and the runs of the contenders alternate, so a burst of load hits them alike.
   opens none of them; a ``content`` row shows it reading and hashing every file.
 
 Run: ``python -m bench light`` (a few minutes, most of it the two full ingests), or
-``python -m bench plan`` for the plan rows alone.
+``python -m bench plan`` for the plan rows alone; ``python -m bench splitter`` runs
+current and previous split_text against LangChain (CPU seconds, rounds alternating).
 """
 
 from __future__ import annotations
@@ -90,6 +91,62 @@ def bench_light_splitter(root: Path) -> list[Row]:
                     "chunks": chunks[name],
                     "mb_per_s": mb / elapsed,
                     "x_langchain": best["langchain"] / elapsed,
+                    "target": "x_langchain >= 2" if name == "current" else "",
+                }
+            )
+    return rows
+
+
+# split_text before the splitter's last speed-up: the "previous" contender of bench splitter.
+PREVIOUS_SPLITTER = "8e2595a"
+
+
+def bench_splitter() -> list[Row]:
+    """``python -m bench splitter``: current and previous split_text against LangChain.
+
+    Contenders alternate within each round; each one's time is its best round in CPU
+    seconds of this process (the machine is shared: CPU time is what load disturbs
+    least), and each round's current / LangChain ratio is listed too.
+    ``FUNCPIPE_BENCH_ROUNDS`` rounds (5 by default), on the full real corpus.
+    """
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from funcpipe_rag.chunking import splitter as current
+
+    root = real_corpus("full")
+    rounds = int(os.environ.get("FUNCPIPE_BENCH_ROUNDS", ROUNDS))
+    previous = _load_splitter(baseline_src(PREVIOUS_SPLITTER))
+    ours, theirs = current.ChunkerSettings(), previous.ChunkerSettings()
+    lc = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100)
+    contenders: dict[str, Callable[[str], list[Any]]] = {
+        "current": lambda t: current.split_text(t, ours),
+        f"previous {PREVIOUS_SPLITTER}": lambda t: previous.split_text(t, theirs),
+        "langchain": lc.split_text,
+    }
+    rows: list[Row] = [{"name": f"corpus: {root} ({len(corpus_files(root)):,} files)"}]
+    for group, texts in texts_by_kind(root).items():
+        mb = sum(len(t) for t in texts) / 1e6
+        best = {name: float("inf") for name in contenders}
+        chunks: dict[str, int] = {}
+        per_round: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(rounds):
+            for name, split in contenders.items():
+                t0 = time.process_time()
+                chunks[name] = sum(len(split(t)) for t in texts)
+                took = time.process_time() - t0
+                per_round[name].append(took)
+                best[name] = min(best[name], took)
+        for name, took in best.items():
+            ratios = [
+                lc_s / s for lc_s, s in zip(per_round["langchain"], per_round[name], strict=True)
+            ]
+            rows.append(
+                {
+                    "name": f"splitter ({group}, {len(texts):,} files, {mb:.1f} MB): {name}",
+                    "chunks": chunks[name],
+                    "mb_per_s_cpu": mb / took,
+                    "x_langchain": best["langchain"] / took,
+                    "x_langchain_rounds": ", ".join(f"{r:.2f}" for r in ratios),
                     "target": "x_langchain >= 2" if name == "current" else "",
                 }
             )

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from funcpipe_rag.chunking.splitter import ChunkerSettings, iter_spans, split_text
 from funcpipe_rag.errors import ConfigError
+from tests.chunking.previous_splitter import split_text as previous_split_text
 
 Span = tuple[int, int, str]
 
@@ -335,3 +336,73 @@ def test_the_whole_text_fast_path_cuts_as_the_streaming_algorithm(
     full: str, cfg: ChunkerSettings
 ) -> None:
     assert split_text(full, cfg) == list(iter_spans(iter([full]), cfg))
+
+
+# split_text against its own previous version (tests/chunking/previous_splitter.py, the
+# code of 8e2595a kept verbatim): every speed-up must leave every chunk as it was. Texts
+# mix every separator with near-misses (marks not followed by whitespace, version
+# numbers, ellipses), CRLF, non-ASCII whitespace, CJK stops, words longer than a chunk,
+# and sentence marks that occur in a few windows only (the splitter remembers where a
+# rare mark occurs next; a stale memory would miss one).
+PREVIOUS_TOKENS = [
+    *WORDS, *SEPARATORS,
+    "\r\n", "\r\n\r\n", "\n\r\n", "...", "v1.2.3", "e.g.", "!?", "?!", "Done!", "Why?",
+    "\x85", "\xa0", "\u2028", "\x1c", "\t\t", "ß", "Ωmega", "😀", "漢字。", "x" * 90,
+]  # fmt: skip
+
+
+@st.composite
+def previous_texts(draw: st.DrawFn) -> str:
+    """Text over a few tokens drawn first, so that each separator is in turn the only,
+    the last or a rare one in the windows (a soup of all of them hides most paths)."""
+    alphabet = draw(st.lists(st.sampled_from(PREVIOUS_TOKENS), min_size=1, max_size=6))
+    return "".join(draw(st.lists(st.sampled_from(alphabet), max_size=150)))
+
+
+@st.composite
+def sized_like_real(draw: st.DrawFn) -> ChunkerSettings:
+    """Small sizes for short texts, and sizes whose windows hold many separators."""
+    chunk_size = draw(st.one_of(st.integers(1, 60), st.integers(61, 400)))
+    overlap = draw(st.integers(min_value=0, max_value=chunk_size - 1))
+    return ChunkerSettings(chunk_size=chunk_size, overlap=overlap)
+
+
+@settings(max_examples=500)
+@given(full=previous_texts(), cfg=sized_like_real())
+def test_split_text_cuts_exactly_as_its_previous_version(full: str, cfg: ChunkerSettings) -> None:
+    assert split_text(full, cfg) == previous_split_text(full, cfg.chunk_size, cfg.overlap)
+
+
+@settings(max_examples=60)
+@given(
+    words=st.lists(st.sampled_from(PREVIOUS_TOKENS), min_size=200, max_size=900),
+    rare=st.lists(st.sampled_from(["! ", "? ", ". ", "。", "!\n"]), max_size=4),
+    where=st.lists(st.floats(0, 1), min_size=4, max_size=4),
+)
+def test_split_text_matches_its_previous_version_on_long_texts_with_rare_marks(
+    words: list[str], rare: list[str], where: list[float]
+) -> None:
+    # Long texts of words without sentence marks, with a few marks dropped in: most
+    # windows hold none of them, a few hold one.
+    plain = [w for w in words if not any(c in w for c in ".!?\u3002\uff01\uff1f")]
+    for mark, at in zip(rare, where, strict=False):
+        plain.insert(int(at * len(plain)), mark)
+    full = " ".join(plain)
+    for size, overlap in ((800, 100), (120, 30), (50, 0)):
+        cfg = ChunkerSettings(chunk_size=size, overlap=overlap)
+        assert split_text(full, cfg) == previous_split_text(full, size, overlap)
+
+
+@pytest.mark.parametrize("mark", ["! ", "?\n", ". ", ".\t", ".\r", "。", "!", "v1.2"])
+def test_split_text_matches_its_previous_version_with_a_mark_at_every_position(
+    mark: str,
+) -> None:
+    # Every position of one mark among plain words, and among words holding dots that
+    # are no sentence end (the last dot of a window then hides an earlier one).
+    for words in (["alpha", "be", "gamma", "d"] * 15, ["os.path", "x", "v2.0", "yy"] * 15):
+        for at in range(len(words) + 1):
+            full = " ".join([*words[:at], mark, *words[at:]])
+            for size, overlap in ((20, 0), (37, 9), (50, 20), (64, 5)):
+                expected = previous_split_text(full, size, overlap)
+                cfg = ChunkerSettings(chunk_size=size, overlap=overlap)
+                assert split_text(full, cfg) == expected, (full, size, overlap)

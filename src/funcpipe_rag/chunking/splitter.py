@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from funcpipe_rag.errors import ConfigError
 
@@ -53,6 +54,18 @@ _ASCII_WS = (" ", "\n", "\t", "\r", "\f", "\v")
 # _SENTENCE_ENDS by the mark they start with.
 _SENTENCE_MARKS = tuple(
     (mark, tuple(sep for sep in _SENTENCE_ENDS if sep[0] == mark)) for mark in ".!?"
+)
+# For split_text: (mark, the characters that may follow it, its separators) for every
+# mark, and the separators of "." that a text without tabs / carriage returns can hold
+# (indexed by has_tab + 2 * has_cr), built once here rather than once per text.
+_MARK_FOLLOWERS = tuple(
+    (mark, "".join(sep[1] for sep in seps), seps) for mark, seps in _SENTENCE_MARKS
+)
+_DOT_SEPS = tuple(
+    tuple(
+        sep for sep in _SENTENCE_MARKS[0][1] if (sep[1] != "\t" or tab) and (sep[1] != "\r" or cr)
+    )
+    for tab, cr in ((False, False), (True, False), (False, True), (True, True))
 )
 
 
@@ -259,25 +272,35 @@ def _whole_spans(text: str, size: int, overlap: int) -> list[tuple[int, int, str
     chunk are a measurable share of the time of a chunk.
     """
     out: list[tuple[int, int, str]] = []
-    append = out.append
-    rfind = text.rfind
-    non_ws = _NON_WS.search
-    word_start = _WORD_START.search
-    n = len(text)
-    half = size // 2
-    found = non_ws(text)
+    found = _NON_WS.search(text)
     if found is None:
         return out
     start = must_pass = found.start()
+    n = len(text)
+    if n - start <= size:  # one chunk: none of the set-up below would pay for itself
+        chunk = text[start:].rstrip()
+        out.append((start, start + len(chunk), chunk))
+        return out
+    append = out.append
+    rfind = text.rfind
+    find = text.find
+    non_ws = _NON_WS.search
+    word_start = _WORD_START.search
+    half = size // 2
     # Separators the text does not hold at all are never searched for (one scan each,
     # instead of one per chunk).
     has_cr = "\r" in text
-    marks = tuple(
-        (mark, tuple(sep for sep in seps if sep[1] in text))
-        for mark, seps in _SENTENCE_MARKS
-        if mark in text
-    )
-    cjk = tuple(sep for sep in _CJK_SENTENCE_ENDS if sep in text)
+    # The sentence marks the text holds, each as [mark, the characters that may follow
+    # it, its separators, next]: the mark does not occur from the current window's start
+    # (which never moves back) up to ``next``, so a window without a rare mark costs a
+    # comparison instead of a search.
+    marks: list[list[Any]] = []
+    for char, followers, seps in _MARK_FOLLOWERS:
+        if char in text:
+            if char == ".":
+                seps = _DOT_SEPS[("\t" in text) + 2 * has_cr]
+            marks.append([char, followers, seps, 0])
+    cjk = () if text.isascii() else tuple(sep for sep in _CJK_SENTENCE_ENDS if sep in text)
     while n - start > size:
         limit = start + size
         soft_lo = start + half
@@ -290,21 +313,29 @@ def _whole_spans(text: str, size: int, overlap: int) -> list[tuple[int, int, str
             if i > cut:
                 cut = i
         if cut < 0:
-            # 2. a sentence end in the second half
-            # The last of them is the latest hit over all of them, so a sentence mark
-            # absent from the window (one fast single-character search) rules out
-            # every separator it starts.
+            # 2. a sentence end in the second half: the latest one over all marks. The
+            # last mark in the window is one when a right character follows it; if not,
+            # only its separators before it can be (one short search each).
             lo = soft_lo - 1
-            for mark, seps in marks:
-                if rfind(mark, lo, limit) >= 0:
-                    for sep in seps:
-                        i = rfind(sep, lo, limit + 1)
-                        if i >= 0:
-                            cut = lo = i
+            for mark in marks:
+                if mark[3] >= limit:
+                    continue
+                i = rfind(mark[0], lo, limit)
+                if i < 0:
+                    i = find(mark[0], limit)
+                    mark[3] = i if i >= 0 else n
+                elif i > cut:
+                    if text[i + 1] in mark[1]:
+                        cut = i
+                    else:
+                        for sep in mark[2]:
+                            j = rfind(sep, cut if cut > lo else lo, i + 1)
+                            if j > cut:
+                                cut = j
             for sep in cjk:
-                i = rfind(sep, lo, limit)
-                if i >= 0:
-                    cut = lo = i
+                i = rfind(sep, cut if cut > lo else lo, limit)
+                if i > cut:
+                    cut = i
             if cut >= 0:
                 cut += 1
             else:
