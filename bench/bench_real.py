@@ -21,7 +21,9 @@ about 3,600 files, 64 MB). Every comparison is measured side by side in this one
   every answer as funcpipe must (JSON, then the vectors: ``WireProtocol.parse``), with
   its own ratio (``ratio_decoding``): the raw ceiling stays the target's, since a client
   that never looks at its vectors is the physical limit; the second says how much of
-  the gap is the decoding any client pays.
+  the gap is the decoding any client pays. ``client_cpu_s`` is the best run's CPU
+  seconds (``cpu_runs`` every run's): the client's cost, which the ratio hides when the
+  server and other processes share the cores; ``peak_rss_mb`` is the highest of the runs.
 * real-http (``python -m bench real-http``; ``FUNCPIPE_BENCH_WHICH=small`` for the
   300-file subset): only the http rows, current checkout, ``ROUNDS`` rounds alternating
   ceiling and ingest; best of each.
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,9 +81,13 @@ def _cli() -> list[str]:
 def _ingest(
     args: list[str], work: Path, src: Path | None, **env: str
 ) -> tuple[dict[str, Any], float]:
-    """One ``funcpipe ingest`` in a fresh process: its summary and the process wall time."""
+    """One ``funcpipe ingest`` in a fresh process: its summary and the process wall time.
+
+    The summary gets ``client_cpu_s``: the process's CPU seconds (user + system, start-up
+    included), the figure that moves least with the machine's load."""
     report = work / "report.json"
     report.unlink(missing_ok=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(
         [*_cli(), "ingest", *args, "--report", "none", "--report-file", str(report), "--quiet"],
@@ -94,9 +101,13 @@ def _ingest(
         check=False,
     )
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if not report.exists():
         raise RuntimeError(f"ingest wrote no report (exit {proc.returncode}): {proc.stderr}")
     summary: dict[str, Any] = json.loads(report.read_text())
+    summary["client_cpu_s"] = (after.ru_utime - before.ru_utime) + (
+        after.ru_stime - before.ru_stime
+    )
     return summary, wall
 
 
@@ -339,7 +350,9 @@ def bench_http_real(
                         "ratio": per_s / max(raw),
                         "ratio_decoding": per_s / max(decoding),
                         "process_s": wall,
-                        "peak_rss_mb": summary["peak_rss_mb"],
+                        "client_cpu_s": summary["client_cpu_s"],
+                        "cpu_runs": ", ".join(f"{r[1]['client_cpu_s']:.1f}" for r in runs[label]),
+                        "peak_rss_mb": max(r[1]["peak_rss_mb"] for r in runs[label]),
                         "status": summary["status"],
                         "target": f"{target}, rss <= 100 MB" if label == "current" else "",
                     }

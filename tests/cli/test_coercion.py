@@ -1,0 +1,94 @@
+"""The light coercion of command-line values (:mod:`funcpipe_rag.cli.coercion`) gives
+exactly what Typer's own coercion gives, for every number option of ``ingest`` and any
+string, and it does so without importing pydantic for a plain number."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer._coercion import build_runtime_param
+
+from funcpipe_rag.cli.app import app_for
+from funcpipe_rag.cli.coercion import LightCoercion
+from tests.cli.helpers import cli_env
+
+
+def _number_params() -> list[Any]:
+    group = typer.main.get_command(app_for(["ingest"]))
+    command = getattr(group, "commands", {}).get("ingest", group)
+    found = []
+    for param in command.params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is not None and descriptor.annotation in (int, float):
+            found.append(param)
+    return found
+
+
+NUMBER_PARAMS = _number_params()
+# Typer's own coercion of each, built once (building one imports pydantic).
+TYPERS: dict[str, Any] = {}
+
+
+def _outcome(coerce: Any, value: str, param: Any) -> tuple[str, Any]:
+    try:
+        got = coerce(value, param, None)
+    except Exception as exc:  # Typer's BadParameter: both sides must raise alike
+        return ("raised", type(exc).__name__)
+    return (type(got).__name__, repr(got))  # repr: nan equals nan
+
+
+def test_ingest_has_both_int_and_float_options_to_check() -> None:
+    kinds = {p.type_descriptor.annotation for p in NUMBER_PARAMS}
+    assert kinds == {int, float}
+
+
+# Near misses of a plain number: each must go to Typer's coercion and come back as it says.
+# fmt: off
+ODD = ["4", "-0", "007", "0.50", " 4", "4 ", "+4", "1e3", "1E-2", "inf", "nan", "1_000",
+       "0x10", "\u0663", "4.", ".5", "", "-", "9" * 18, "9" * 19, "1.5", "12345678901234.5"]
+# fmt: on
+values = st.one_of(
+    st.from_regex(r"\A-?[0-9]{1,20}(\.[0-9]{0,17})?\Z"),
+    st.sampled_from(ODD),
+    st.text(max_size=8),
+)
+
+
+@settings(deadline=None)  # the first example builds Typer's coercion: pydantic's import
+@given(st.sampled_from(NUMBER_PARAMS), values)
+def test_a_number_option_coerces_any_string_as_typer_does(param: Any, value: str) -> None:
+    light = LightCoercion(param.type_descriptor)
+    typers = TYPERS.get(param.name) or build_runtime_param(param.type_descriptor)
+    TYPERS[param.name] = typers
+    assert _outcome(light.coerce, value, param) == _outcome(typers.coerce, value, param)
+
+
+def test_plain_numbers_on_the_command_line_do_not_import_pydantic() -> None:
+    # pydantic (built by Typer to coerce "4" to 4) stays resident for the whole run:
+    # about 8 MB of a run over HTTP, whose budget is 100 MB.
+    script = (
+        "import sys\n"
+        "from funcpipe_rag.cli.app import main\n"
+        "sys.argv = ['funcpipe', 'config', '--concurrency', '4', '--batch-size', '32',"
+        " '--max-rate', '0.5']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('pydantic' in sys.modules, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "False"
