@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -30,6 +31,7 @@ def _number_params() -> list[Any]:
 
 
 NUMBER_PARAMS = _number_params()
+DEFAULTS = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
 # Typer's own coercion of each, built once (building one imports pydantic).
 TYPERS: dict[str, Any] = {}
 
@@ -68,6 +70,51 @@ def test_a_number_option_coerces_any_string_as_typer_does(param: Any, value: str
     assert _outcome(light.coerce, value, param) == _outcome(typers.coerce, value, param)
 
 
+def _path_params() -> list[Any]:
+    found = []
+    for name in ("ingest", "search", "verify", "eval"):
+        group = typer.main.get_command(app_for([name]))
+        command = getattr(group, "commands", {}).get(name, group)
+        for param in command.params:
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is not None and LightCoercion(descriptor)._check_path is not None:
+                found.append(param)
+    return found
+
+
+PATH_PARAMS = _path_params()
+
+
+def test_path_options_are_coerced_lightly() -> None:
+    assert {p.name for p in PATH_PARAMS} >= {"report_file", "config"}
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.sampled_from(PATH_PARAMS),
+    st.sampled_from(["file", "dir", "missing", "missing/below", "relative", "dash", "odd"]),
+    st.text(min_size=1, max_size=6),
+)
+def test_a_path_option_coerces_any_path_as_typer_does(
+    tmp_path_factory: Any, param: Any, kind: str, text: str
+) -> None:
+    base = tmp_path_factory.mktemp("p")
+    (base / "f.txt").write_text("x")
+    value = {
+        "file": str(base / "f.txt"),
+        "dir": str(base),
+        "missing": str(base / "nothing"),
+        "missing/below": str(base / "f.txt" / "below"),
+        "relative": "some/relative/file.json",
+        "dash": "-",
+        "odd": text,
+    }[kind]
+    light = LightCoercion(param.type_descriptor)
+    typers = TYPERS.get(param.name) or build_runtime_param(param.type_descriptor)
+    TYPERS[param.name] = typers
+    assert _outcome(light.coerce, value, param) == _outcome(typers.coerce, value, param)
+
+
 def test_plain_numbers_on_the_command_line_do_not_import_pydantic() -> None:
     # pydantic (built by Typer to coerce "4" to 4) stays resident for the whole run:
     # about 8 MB of a run over HTTP, whose budget is 100 MB.
@@ -75,7 +122,7 @@ def test_plain_numbers_on_the_command_line_do_not_import_pydantic() -> None:
         "import sys\n"
         "from funcpipe_rag.cli.app import main\n"
         "sys.argv = ['funcpipe', 'config', '--concurrency', '4', '--batch-size', '32',"
-        " '--max-rate', '0.5']\n"
+        f" '--max-rate', '0.5', '--config', {str(DEFAULTS)!r}]\n"
         "try:\n"
         "    main()\n"
         "except SystemExit as exc:\n"

@@ -8,7 +8,9 @@ took longer than an ``ingest --plan`` of an unchanged 3,600-file tree does (abou
 run over HTTP has a 100 MB budget). :func:`lighten` gives each parameter of a built
 command a coercion that answers those values itself, exactly as the adapter would —
 including a plain decimal number given to a number option (``--concurrency 4``,
-``--max-rate 0.5``) — and hands every other value (``1e3``, a path, a choice it does not
+``--max-rate 0.5``) and a path given to a ``Path`` option (``--report-file run.json``:
+pydantic's part there is only ``Path(value)``; Typer's own checks of the path, which need
+no pydantic, then run as they would) — and hands every other value (``1e3``, a path, a choice it does not
 hold) to Typer's own coercion, built then: errors and conversions stay Typer's.
 
 It relies on two attributes of Typer's parameters (``_runtime_param``, the lazily built
@@ -20,6 +22,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal
 
 _IDENTITY = (str, bool)
@@ -42,7 +45,15 @@ def _without_none(annotation: Any) -> Any:
 class LightCoercion:
     """Coerces the values that need no conversion; builds Typer's coercion for the rest."""
 
-    __slots__ = ("_choices", "_descriptor", "_identity", "_number", "_str_list", "_typer")
+    __slots__ = (
+        "_check_path",
+        "_choices",
+        "_descriptor",
+        "_identity",
+        "_number",
+        "_str_list",
+        "_typer",
+    )
 
     def __init__(self, descriptor: Any) -> None:
         self._descriptor = descriptor
@@ -61,6 +72,21 @@ class LightCoercion:
             and getattr(info, "parser", None) is None
         )
         self._number = base if plain and base in (int, float) else None
+        # Typer coerces a string to a Path with pydantic's TypeAdapter(Path) (which is
+        # Path(value)), then checks it in coerce_cli_path; given a Path, that function
+        # never touches pydantic. Without it (another Typer) paths go to Typer as before.
+        self._check_path: Any = None
+        if (
+            base is Path
+            and descriptor.file_annotation is None
+            and getattr(descriptor.parameter_info, "path_type", None) is None
+        ):
+            try:
+                from typer._param_types import coerce_cli_path
+            except ImportError:
+                pass
+            else:
+                self._check_path = coerce_cli_path
         if typing.get_origin(base) is Literal:
             args = typing.get_args(base)
             if all(type(a) is str for a in args):
@@ -78,6 +104,9 @@ class LightCoercion:
             return int(value)
         if self._number is float and type(value) is str and _PLAIN_FLOAT.fullmatch(value):
             return float(value)
+        if self._check_path is not None and type(value) is str and value:
+            info = self._descriptor.parameter_info
+            return self._check_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
         if self._str_list and type(value) in (tuple, list) and all(type(v) is str for v in value):
             return list(value)
         if self._typer is None:
