@@ -32,7 +32,7 @@ def test_the_filter_never_misses_a_content_it_was_given(
 def test_the_filter_says_absent_of_nearly_everything_not_given() -> None:
     new = NewKeys()
     new.add_all(f"stored-{i}" for i in range(100_000))
-    assert len(new.might_hold([f"other-{i}" for i in range(100_000)])) < 1_000
+    assert len(new.might_hold([f"other-{i}" for i in range(100_000)])) < 2_000
 
 
 def _truth(db: Path, probes: list[str]) -> dict[str, bytes]:

@@ -462,7 +462,7 @@ class SqliteIndex:
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
                     [("schema", SCHEMA_VERSION), *space.as_meta().items()],
                 )
-            self._new, self._new_docs = NewKeys(), NewKeys(1 << 20)
+            self._new, self._new_docs = NewKeys(), NewKeys(1 << 19)
             return space
         if not tables & _TABLES.keys():
             raise IndexDamagedError(f"{self.path} is an SQLite file but not a funcpipe index")
@@ -478,7 +478,7 @@ class SqliteIndex:
             if not conn.execute("SELECT EXISTS (SELECT 1 FROM vectors)").fetchone()[0]:
                 self._new = NewKeys()
             if not conn.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchone()[0]:
-                self._new_docs = NewKeys(1 << 20)
+                self._new_docs = NewKeys(1 << 19)
         stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
         if space is None:
             return stored

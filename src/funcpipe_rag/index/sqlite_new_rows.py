@@ -11,10 +11,10 @@ lock), holds exactly the rows this run added since; a filter of their keys answe
 
 :class:`NewKeys` is a Bloom filter: a fixed bit array, so memory stays flat at any run
 size. It never says "absent" of a key that was added (a lookup then answers exactly as
-the SQL alone would); a false "maybe" only costs the SQL probe it saves otherwise (for
-the vectors' 1 MiB: about 1 in 1,500 at 100,000 keys, 1 in 20 at a million). Python's
-``hash`` is salted per process, which is fine here: the filter lives and dies with the
-process's open index, and nothing of it is stored.
+the SQL alone would); a false "maybe" only costs the SQL probe it saves otherwise (at
+the default 512 KiB, two bits a key: about 1 in 450 at 100,000 keys, 1 in 7 at a
+million). Python's ``hash`` is salted per process, which is fine here: the filter lives
+and dies with the process's open index, and nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class NewKeys:
 
     __slots__ = ("_bits", "_mask")
 
-    def __init__(self, bits: int = 1 << 23) -> None:
+    def __init__(self, bits: int = 1 << 22) -> None:
         if bits < 8 or bits & (bits - 1):
             raise ValueError(f"bits must be a power of two >= 8, got {bits}")
         self._bits = bytearray(bits >> 3)
