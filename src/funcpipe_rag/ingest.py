@@ -144,7 +144,8 @@ class _UnwrittenVectors:
     def add(self, chunk: Chunk) -> None:
         if not chunk.reused:
             h = chunk.chunk.content_hash
-            self._vectors.setdefault(h, chunk.embedding.astype("<f4").tobytes())
+            # copy=False: the row is float32 already on little-endian machines (one copy less)
+            self._vectors.setdefault(h, chunk.embedding.astype("<f4", copy=False).tobytes())
 
     def of(self, batch: Sequence[Chunk]) -> dict[str, bytes]:
         """The vectors ``batch`` made (to store before its chunk rows)."""

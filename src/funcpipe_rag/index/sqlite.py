@@ -76,6 +76,7 @@ from .local import LocalShare
 from .lock import RunLock
 from .options import IndexOptions
 from .sqlite_block_cache import BlockCache
+from .sqlite_new_rows import NewKeys
 
 SCHEMA_VERSION = "5"
 _SCHEMA = """
@@ -397,6 +398,10 @@ class SqliteIndex:
         self._readonly = readonly
         self._busy_timeout_s = busy_timeout_s
         self._reader: sqlite3.Connection | None = None  # see _reads()
+        # Keys of the rows this run added to a table that was empty at open (see
+        # _maybe_stored): vectors by content hash, documents by id.
+        self._new: NewKeys | None = None
+        self._new_docs: NewKeys | None = None
         try:
             self._conn = self._connect(readonly, busy_timeout_s)
         except BaseException:
@@ -457,6 +462,7 @@ class SqliteIndex:
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
                     [("schema", SCHEMA_VERSION), *space.as_meta().items()],
                 )
+            self._new, self._new_docs = NewKeys(), NewKeys(1 << 19)
             return space
         if not tables & _TABLES.keys():
             raise IndexDamagedError(f"{self.path} is an SQLite file but not a funcpipe index")
@@ -468,6 +474,11 @@ class SqliteIndex:
         self.remembered = remembered_from_meta(meta)
         self._upgrade(meta["schema"], readonly)
         self._check_columns()
+        if not readonly:
+            if not conn.execute("SELECT EXISTS (SELECT 1 FROM vectors)").fetchone()[0]:
+                self._new = NewKeys()
+            if not conn.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchone()[0]:
+                self._new_docs = NewKeys(1 << 19)
         stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
         if space is None:
             return stored
@@ -654,6 +665,8 @@ class SqliteIndex:
         )
 
     def stored_doc(self, doc_id: str) -> StoredDocument | None:
+        if self._new_docs is not None and not self._new_docs.might_hold((doc_id,)):
+            return None  # the table was empty at open, and this run never wrote it
         with self._guard("reading a document"):
             row = (
                 self._reads()
@@ -671,17 +684,24 @@ class SqliteIndex:
             )
         return iter([self._doc(row) for row in rows])
 
+    def _maybe_stored(self, content_hashes: Sequence[str]) -> Sequence[str]:
+        """``content_hashes`` less those surely without a vector: in an index that held
+        none at open, every vector since was stored by this object (the run lock keeps
+        other writers out), and :class:`NewKeys` knows them."""
+        new = self._new
+        return content_hashes if new is None else new.might_hold(content_hashes)
+
     def fetch_vectors(self, content_hashes: Sequence[str]) -> dict[str, bytes]:
         """The stored vector of each of ``content_hashes`` that has one."""
         sql = "SELECT content_hash, vector FROM vectors WHERE content_hash IN ({marks})"
         with self._guard("reading vectors"):
-            return dict(self._in_chunks(sql, content_hashes))
+            return dict(self._in_chunks(sql, self._maybe_stored(content_hashes)))
 
     def known_hashes(self, content_hashes: Sequence[str]) -> set[str]:
         """Which of ``content_hashes`` already have a vector."""
         sql = "SELECT content_hash FROM vectors WHERE content_hash IN ({marks})"
         with self._guard("reading vectors"):
-            return {row[0] for row in self._in_chunks(sql, content_hashes)}
+            return {row[0] for row in self._in_chunks(sql, self._maybe_stored(content_hashes))}
 
     def counts(self) -> IndexCounts:
         conn = self._check_open()
@@ -798,6 +818,9 @@ class SqliteIndex:
             block = sqlite_vectors.next_block(conn)
             last = sqlite_lexical.last_row(conn)
             touched: set[int] = set()
+            docs = {p.doc_id: p for p in batch}  # one row each: first place, last values
+            if self._new_docs is not None:  # before COMMIT: a committed row is always known
+                self._new_docs.add_all(docs)
             _insert_rows(
                 conn,
                 "INSERT INTO documents(doc_id, path, abs_path, size, mtime_ns, file_hash, "
@@ -809,22 +832,20 @@ class SqliteIndex:
                 "encoding = excluded.encoding, title = excluded.title, note = '', "
                 # a row being rewritten vouches for no bytes until it completes again
                 "signature = NULL",
-                list(
-                    {
-                        p.doc_id: (
-                            p.doc_id,
-                            p.path,
-                            p.abs_path,
-                            p.doc_size,
-                            p.doc_mtime_ns,
-                            run,
-                            p.reader,
-                            p.encoding,
-                            p.title,
-                        )
-                        for p in batch
-                    }.values()
-                ),
+                [
+                    (
+                        p.doc_id,
+                        p.path,
+                        p.abs_path,
+                        p.doc_size,
+                        p.doc_mtime_ns,
+                        run,
+                        p.reader,
+                        p.encoding,
+                        p.title,
+                    )
+                    for p in docs.values()
+                ],
             )
             # A row stored before (same place, same content) keeps its block: its vector
             # is there already. New rows go to this write's new block.
@@ -921,13 +942,19 @@ class SqliteIndex:
             return
         with self._guard("storing vectors"), self._transaction() as conn:
             self._fix_dim(conn, list(vectors.values()))
-            _insert_rows(
-                conn,
-                "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES",
-                "(?, ?)",
-                "",
-                list(vectors.items()),
-            )
+            self._insert_vectors(conn, vectors)
+
+    def _insert_vectors(self, conn: sqlite3.Connection, vectors: Mapping[str, bytes]) -> None:
+        """The one place vectors enter the file (in the caller's transaction)."""
+        _insert_rows(
+            conn,
+            "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES",
+            "(?, ?)",
+            "",
+            list(vectors.items()),
+        )
+        if self._new is not None:  # before COMMIT: a committed vector is always known
+            self._new.add_all(vectors)
 
     def prune(self, roots: Sequence[str], keep: set[str], *, everything: bool = False) -> int:
         """Delete documents (and their chunks) under ``roots`` whose id is not in ``keep``.
