@@ -32,7 +32,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from funcpipe_rag.errors import ConfigError
 
@@ -67,6 +66,24 @@ _DOT_SEPS = tuple(
     )
     for tab, cr in ((False, False), (True, False), (False, True), (True, True))
 )
+
+
+class _MarkSearch:
+    """One sentence mark a text holds, while :func:`_whole_spans` splits it.
+
+    ``next``: the mark does not occur from the current window's start (which never
+    moves back) up to ``next``, so a window ending before it holds no such mark and
+    costs a comparison instead of a search. ``followers``: the characters after which
+    the mark ends a sentence; ``seps``: its sentence-end separators this text can hold.
+    """
+
+    __slots__ = ("char", "followers", "next", "seps")
+
+    def __init__(self, char: str, followers: str, seps: tuple[str, ...]) -> None:
+        self.char = char
+        self.followers = followers
+        self.seps = seps
+        self.next = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,16 +307,13 @@ def _whole_spans(text: str, size: int, overlap: int) -> list[tuple[int, int, str
     # Separators the text does not hold at all are never searched for (one scan each,
     # instead of one per chunk).
     has_cr = "\r" in text
-    # The sentence marks the text holds, each as [mark, the characters that may follow
-    # it, its separators, next]: the mark does not occur from the current window's start
-    # (which never moves back) up to ``next``, so a window without a rare mark costs a
-    # comparison instead of a search.
-    marks: list[list[Any]] = []
+    # The sentence marks the text holds, with where each next occurs (see _MarkSearch).
+    marks: list[_MarkSearch] = []
     for char, followers, seps in _MARK_FOLLOWERS:
         if char in text:
             if char == ".":
                 seps = _DOT_SEPS[("\t" in text) + 2 * has_cr]
-            marks.append([char, followers, seps, 0])
+            marks.append(_MarkSearch(char, followers, seps))
     cjk = () if text.isascii() else tuple(sep for sep in _CJK_SENTENCE_ENDS if sep in text)
     while n - start > size:
         limit = start + size
@@ -318,17 +332,17 @@ def _whole_spans(text: str, size: int, overlap: int) -> list[tuple[int, int, str
             # only its separators before it can be (one short search each).
             lo = soft_lo - 1
             for mark in marks:
-                if mark[3] >= limit:
+                if mark.next >= limit:
                     continue
-                i = rfind(mark[0], lo, limit)
+                i = rfind(mark.char, lo, limit)
                 if i < 0:
-                    i = find(mark[0], limit)
-                    mark[3] = i if i >= 0 else n
+                    i = find(mark.char, limit)
+                    mark.next = i if i >= 0 else n
                 elif i > cut:
-                    if text[i + 1] in mark[1]:
+                    if text[i + 1] in mark.followers:
                         cut = i
                     else:
-                        for sep in mark[2]:
+                        for sep in mark.seps:
                             j = rfind(sep, cut if cut > lo else lo, i + 1)
                             if j > cut:
                                 cut = j

@@ -10,11 +10,13 @@ command a coercion that answers those values itself, exactly as the adapter woul
 including a plain decimal number given to a number option (``--concurrency 4``,
 ``--max-rate 0.5``) and a path given to a ``Path`` option (``--report-file run.json``:
 pydantic's part there is only ``Path(value)``; Typer's own checks of the path, which need
-no pydantic, then run as they would) — and hands every other value (``1e3``, a path, a choice it does not
-hold) to Typer's own coercion, built then: errors and conversions stay Typer's.
+no pydantic, then run as they would) — and hands every other value (``1e3``, a choice
+it does not hold) to Typer's own coercion, built then: errors and conversions stay
+Typer's.
 
 It relies on two attributes of Typer's parameters (``_runtime_param``, the lazily built
-coercion, and ``type_descriptor``); on a Typer without them it changes nothing.
+coercion, and ``type_descriptor``) and on ``typer._param_types.coerce_cli_path``; on a
+Typer without them it changes nothing.
 """
 
 from __future__ import annotations
