@@ -40,7 +40,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .corpus import REPO, baseline_src, corpus_files, real_corpus, texts_by_kind
+from .corpus import REPO, baseline_src, corpus_files, real_corpus
+from .splitter_race import race, round_ratios
 
 Row = dict[str, Any]
 MAIN_COMMIT = "5e53c30"
@@ -75,22 +76,14 @@ def bench_light_splitter(root: Path) -> list[Row]:
         "langchain": lc.split_text,
     }
     rows: list[Row] = []
-    for group, texts in texts_by_kind(root).items():
-        mb = sum(len(t) for t in texts) / 1e6
-        best = {name: float("inf") for name in contenders}
-        chunks: dict[str, int] = {}
-        for _ in range(ROUNDS):
-            for name, split in contenders.items():
-                t0 = time.perf_counter()
-                chunks[name] = sum(len(split(t)) for t in texts)
-                best[name] = min(best[name], time.perf_counter() - t0)
-        for name, elapsed in best.items():
+    for timings in race(root, contenders, ROUNDS, clock=time.perf_counter).values():
+        for name, timing in timings.items():
             rows.append(
                 {
-                    "name": f"splitter ({group}, {len(texts):,} files, {mb:.1f} MB): {name}",
-                    "chunks": chunks[name],
-                    "mb_per_s": mb / elapsed,
-                    "x_langchain": best["langchain"] / elapsed,
+                    "name": timing.label,
+                    "chunks": timing.chunks,
+                    "mb_per_s": timing.mb / timing.best_s,
+                    "x_langchain": timings["langchain"].best_s / timing.best_s,
                     "target": "x_langchain >= 2" if name == "current" else "",
                 }
             )
@@ -124,29 +117,16 @@ def bench_splitter() -> list[Row]:
         "langchain": lc.split_text,
     }
     rows: list[Row] = [{"name": f"corpus: {root} ({len(corpus_files(root)):,} files)"}]
-    for group, texts in texts_by_kind(root).items():
-        mb = sum(len(t) for t in texts) / 1e6
-        best = {name: float("inf") for name in contenders}
-        chunks: dict[str, int] = {}
-        per_round: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(rounds):
-            for name, split in contenders.items():
-                t0 = time.process_time()
-                chunks[name] = sum(len(split(t)) for t in texts)
-                took = time.process_time() - t0
-                per_round[name].append(took)
-                best[name] = min(best[name], took)
-        for name, took in best.items():
-            ratios = [
-                lc_s / s for lc_s, s in zip(per_round["langchain"], per_round[name], strict=True)
-            ]
+    for timings in race(root, contenders, rounds).values():
+        lc_timing = timings["langchain"]
+        for name, timing in timings.items():
             rows.append(
                 {
-                    "name": f"splitter ({group}, {len(texts):,} files, {mb:.1f} MB): {name}",
-                    "chunks": chunks[name],
-                    "mb_per_s_cpu": mb / took,
-                    "x_langchain": best["langchain"] / took,
-                    "x_langchain_rounds": ", ".join(f"{r:.2f}" for r in ratios),
+                    "name": timing.label,
+                    "chunks": timing.chunks,
+                    "mb_per_s_cpu": timing.mb / timing.best_s,
+                    "x_langchain": lc_timing.best_s / timing.best_s,
+                    "x_langchain_rounds": round_ratios(lc_timing, timing),
                     "target": "x_langchain >= 2" if name == "current" else "",
                 }
             )

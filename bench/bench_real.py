@@ -56,6 +56,7 @@ from .corpus import (
     real_corpus,
     texts_by_kind,
 )
+from .splitter_race import race, round_ratios
 
 Row = dict[str, Any]
 MODEL = "bench-model"
@@ -78,6 +79,12 @@ def _cli() -> list[str]:
     return [sys.executable, "-m", "funcpipe_rag.cli"]
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's finished children so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _ingest(
     args: list[str], work: Path, src: Path | None, **env: str
 ) -> tuple[dict[str, Any], float]:
@@ -87,7 +94,7 @@ def _ingest(
     included), the figure that moves least with the machine's load."""
     report = work / "report.json"
     report.unlink(missing_ok=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = _children_cpu_s()
     t0 = time.perf_counter()
     proc = subprocess.run(
         [*_cli(), "ingest", *args, "--report", "none", "--report-file", str(report), "--quiet"],
@@ -101,13 +108,11 @@ def _ingest(
         check=False,
     )
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = _children_cpu_s() - cpu_before
     if not report.exists():
         raise RuntimeError(f"ingest wrote no report (exit {proc.returncode}): {proc.stderr}")
     summary: dict[str, Any] = json.loads(report.read_text())
-    summary["client_cpu_s"] = (after.ru_utime - before.ru_utime) + (
-        after.ru_stime - before.ru_stime
-    )
+    summary["client_cpu_s"] = cpu_s
     return summary, wall
 
 
@@ -131,34 +136,18 @@ def bench_splitter(root: Path, rounds: int = 3) -> list[Row]:
 
     settings = ChunkerSettings(chunk_size=800, overlap=100)
     theirs = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100)
+    contenders = {"funcpipe": lambda t: split_text(t, settings), "langchain": theirs.split_text}
     rows: list[Row] = []
-    for group, texts in texts_by_kind(root).items():
-        mb = sum(len(t) for t in texts) / 1e6
-        best: dict[str, tuple[float, int]] = {}
-        ratios: list[float] = []
-        for _ in range(rounds):
-            took: dict[str, float] = {}
-            for name, split in (
-                ("funcpipe", lambda t: split_text(t, settings)),
-                ("langchain", theirs.split_text),
-            ):
-                t0 = time.process_time()
-                n = sum(len(split(t)) for t in texts)
-                took[name] = elapsed = time.process_time() - t0
-                if name not in best or elapsed < best[name][0]:
-                    best[name] = (elapsed, n)
-            ratios.append(took["langchain"] / took["funcpipe"])
-        ratio = best["langchain"][0] / best["funcpipe"][0]
-        for name, (elapsed, n) in best.items():
+    for timings in race(root, contenders, rounds).values():
+        ours, lc_timing = timings["funcpipe"], timings["langchain"]
+        for name, timing in timings.items():
             rows.append(
                 {
-                    "name": f"splitter ({group}, {len(texts):,} files, {mb:.1f} MB): {name}",
-                    "chunks": n,
-                    "mb_per_s": mb / elapsed,
-                    "ratio": ratio if name == "funcpipe" else 1.0,
-                    "round_ratios": ", ".join(f"{r:.2f}" for r in ratios)
-                    if name == "funcpipe"
-                    else "",
+                    "name": timing.label,
+                    "chunks": timing.chunks,
+                    "mb_per_s": timing.mb / timing.best_s,
+                    "ratio": lc_timing.best_s / ours.best_s if name == "funcpipe" else 1.0,
+                    "round_ratios": round_ratios(lc_timing, ours) if name == "funcpipe" else "",
                     "target": "ratio >= 2" if name == "funcpipe" else "",
                 }
             )
@@ -226,9 +215,8 @@ def bench_hash_vs_main(root: Path, work: Path, rounds: int = 2) -> list[Row]:
     for _ in range(rounds):
         for label, src in (("main", baseline_src(MAIN_COMMIT)), ("current", None)):
             db = _fresh(work / f"hash-{label}.db")
-            before = _children_cpu_s()
             summary, _ = _ingest([str(root), "--index", str(db)], work, src)
-            cpu[label].append(_children_cpu_s() - before)
+            cpu[label].append(summary["client_cpu_s"])
             chunks = summary["chunks"]["stored"]
             rates[label].append(chunks / summary["timing"]["wall_s"])
             rss[label] = max(rss.get(label, 0.0), summary["peak_rss_mb"])
@@ -255,12 +243,6 @@ def bench_hash_vs_main(root: Path, work: Path, rounds: int = 2) -> list[Row]:
         }
     )
     return rows
-
-
-def _children_cpu_s() -> float:
-    """User + system CPU seconds of this process's finished children so far."""
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
 
 
 def bench_real_hash() -> list[Row]:
