@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +20,29 @@ from funcpipe_rag.cli.coercion import LightCoercion
 from tests.cli.helpers import cli_env
 
 
-def _number_params() -> list[Any]:
-    group = typer.main.get_command(app_for(["ingest"]))
-    command = getattr(group, "commands", {}).get("ingest", group)
+def _params(commands: tuple[str, ...], keep: Callable[[Any], bool]) -> list[Any]:
+    """The parameters of ``commands`` whose Typer type descriptor ``keep`` accepts."""
     found = []
-    for param in command.params:
-        descriptor = getattr(param, "type_descriptor", None)
-        if descriptor is not None and descriptor.annotation in (int, float):
-            found.append(param)
+    for name in commands:
+        group = typer.main.get_command(app_for([name]))
+        command = getattr(group, "commands", {}).get(name, group)
+        for param in command.params:
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is not None and keep(descriptor):
+                found.append(param)
     return found
 
 
-NUMBER_PARAMS = _number_params()
+NUMBER_PARAMS = _params(("ingest",), lambda d: d.annotation in (int, float))
 DEFAULTS = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
-# Typer's own coercion of each, built once (building one imports pydantic).
-TYPERS: dict[str, Any] = {}
+# Typer's own coercion of each parameter, built once (building one imports pydantic).
+TYPERS: dict[int, Any] = {}
+
+
+def _typers(param: Any) -> Any:
+    if id(param) not in TYPERS:
+        TYPERS[id(param)] = build_runtime_param(param.type_descriptor)
+    return TYPERS[id(param)]
 
 
 def _outcome(coerce: Any, value: str, param: Any) -> tuple[str, Any]:
@@ -65,24 +74,13 @@ values = st.one_of(
 @given(st.sampled_from(NUMBER_PARAMS), values)
 def test_a_number_option_coerces_any_string_as_typer_does(param: Any, value: str) -> None:
     light = LightCoercion(param.type_descriptor)
-    typers = TYPERS.get(param.name) or build_runtime_param(param.type_descriptor)
-    TYPERS[param.name] = typers
-    assert _outcome(light.coerce, value, param) == _outcome(typers.coerce, value, param)
+    assert _outcome(light.coerce, value, param) == _outcome(_typers(param).coerce, value, param)
 
 
-def _path_params() -> list[Any]:
-    found = []
-    for name in ("ingest", "search", "verify", "eval"):
-        group = typer.main.get_command(app_for([name]))
-        command = getattr(group, "commands", {}).get(name, group)
-        for param in command.params:
-            descriptor = getattr(param, "type_descriptor", None)
-            if descriptor is not None and LightCoercion(descriptor)._check_path is not None:
-                found.append(param)
-    return found
-
-
-PATH_PARAMS = _path_params()
+PATH_PARAMS = _params(
+    ("ingest", "search", "verify", "eval"),
+    lambda d: LightCoercion(d)._check_path is not None,
+)
 
 
 def test_path_options_are_coerced_lightly() -> None:
@@ -110,9 +108,7 @@ def test_a_path_option_coerces_any_path_as_typer_does(
         "odd": text,
     }[kind]
     light = LightCoercion(param.type_descriptor)
-    typers = TYPERS.get(param.name) or build_runtime_param(param.type_descriptor)
-    TYPERS[param.name] = typers
-    assert _outcome(light.coerce, value, param) == _outcome(typers.coerce, value, param)
+    assert _outcome(light.coerce, value, param) == _outcome(_typers(param).coerce, value, param)
 
 
 def test_plain_numbers_on_the_command_line_do_not_import_pydantic() -> None:
