@@ -62,19 +62,25 @@ def _load_splitter(src: Path) -> ModuleType:
     return module
 
 
-def bench_light_splitter(root: Path) -> list[Row]:
+def _splitters(older: str, commit: str) -> dict[str, Callable[[str], list[Any]]]:
+    """The contenders of a splitter race: this checkout's split_text, ``commit``'s (named
+    ``older``) and LangChain's ``RecursiveCharacterTextSplitter(800, 100)``."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from funcpipe_rag.chunking import splitter as current
 
-    main = _load_splitter(baseline_src(MAIN_COMMIT))
-    ours, theirs = current.ChunkerSettings(), main.ChunkerSettings()
+    old = _load_splitter(baseline_src(commit))
+    ours, theirs = current.ChunkerSettings(), old.ChunkerSettings()
     lc = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100)
-    contenders: dict[str, Callable[[str], list[Any]]] = {
+    return {
         "current": lambda t: current.split_text(t, ours),
-        f"main {MAIN_COMMIT}": lambda t: main.split_text(t, theirs),
+        older: lambda t: old.split_text(t, theirs),
         "langchain": lc.split_text,
     }
+
+
+def bench_light_splitter(root: Path) -> list[Row]:
+    contenders = _splitters(f"main {MAIN_COMMIT}", MAIN_COMMIT)
     rows: list[Row] = []
     for timings in race(root, contenders, ROUNDS, clock=time.perf_counter).values():
         for name, timing in timings.items():
@@ -102,20 +108,9 @@ def bench_splitter() -> list[Row]:
     least), and each round's current / LangChain ratio is listed too.
     ``FUNCPIPE_BENCH_ROUNDS`` rounds (5 by default), on the full real corpus.
     """
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    from funcpipe_rag.chunking import splitter as current
-
     root = real_corpus("full")
     rounds = int(os.environ.get("FUNCPIPE_BENCH_ROUNDS", ROUNDS))
-    previous = _load_splitter(baseline_src(PREVIOUS_SPLITTER))
-    ours, theirs = current.ChunkerSettings(), previous.ChunkerSettings()
-    lc = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100)
-    contenders: dict[str, Callable[[str], list[Any]]] = {
-        "current": lambda t: current.split_text(t, ours),
-        f"previous {PREVIOUS_SPLITTER}": lambda t: previous.split_text(t, theirs),
-        "langchain": lc.split_text,
-    }
+    contenders = _splitters(f"previous {PREVIOUS_SPLITTER}", PREVIOUS_SPLITTER)
     rows: list[Row] = [{"name": f"corpus: {root} ({len(corpus_files(root)):,} files)"}]
     for timings in race(root, contenders, rounds).values():
         lc_timing = timings["langchain"]
