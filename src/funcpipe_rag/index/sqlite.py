@@ -76,6 +76,7 @@ from .local import LocalShare
 from .lock import RunLock
 from .options import IndexOptions
 from .sqlite_block_cache import BlockCache
+from .sqlite_checkpointer import BACKSTOP_PAGES, Checkpointer
 from .sqlite_new_rows import NewKeys
 
 SCHEMA_VERSION = "5"
@@ -226,9 +227,6 @@ def _v4_to_v5(conn: sqlite3.Connection) -> str:
     return "5"
 
 
-# Pages of write-ahead log between checkpoints (4 KiB pages: 64 MiB of disk, never of
-# memory; the log is truncated when the last connection closes).
-_CHECKPOINT_PAGES = 16384
 # version -> the step that brings an index of that version one version up
 _MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3, "3": _v3_to_v4, "4": _v4_to_v5}
 # Lets a search read vector blocks straight from the page cache (~4x less CPU than
@@ -402,6 +400,7 @@ class SqliteIndex:
         # _maybe_stored): vectors by content hash, documents by id.
         self._new: NewKeys | None = None
         self._new_docs: NewKeys | None = None
+        self._checkpointer: Checkpointer | None = None  # a writing index's (_tune_writer)
         try:
             self._conn = self._connect(readonly, busy_timeout_s)
         except BaseException:
@@ -500,13 +499,14 @@ class SqliteIndex:
         ``synchronous=NORMAL``: a commit is in the write-ahead log before it returns,
         so it survives the process dying (``kill -9``); the log is synced at each
         checkpoint, so power loss keeps the file sound (recent commits may go).
-        ``wal_autocheckpoint``: a checkpoint (copy the log into the file, sync twice)
-        every :data:`_CHECKPOINT_PAGES` pages instead of SQLite's 1,000. Each batch
-        rewrites the same index pages (random keys), so a longer log copies each page
-        once for many commits; checkpoints were ~21% of a real-corpus ingest.
+        Checkpoints (copy the log into the file, sync twice) run on a thread of their
+        own (:mod:`.sqlite_checkpointer`), not inside a commit, so the writer does not
+        wait for the disk; a commit checkpoints by itself only past the backstop.
         """
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self.path, self._ledger)
 
     def _upgrade(self, version: str, readonly: bool) -> None:
         """Bring an index of an older schema up to this one, in place, in one transaction."""
@@ -1017,13 +1017,17 @@ class SqliteIndex:
         if self._blocks is not None:
             self._blocks.clear()
         try:
-            if self._reader is not None:
-                self._reader.close()
+            if self._checkpointer is not None:
+                self._checkpointer.close()  # first: it reads the file the others close
         finally:
             try:
-                self._conn.close()
+                if self._reader is not None:
+                    self._reader.close()
             finally:
-                self._ledger.release(self._handle)
+                try:
+                    self._conn.close()
+                finally:
+                    self._ledger.release(self._handle)
 
     def close(self) -> None:
         """Close the connection, then release the lock; safe to call twice."""
