@@ -48,9 +48,7 @@ class Checkpointer:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._ledger = ledger
         self._handle: Handle | None = ledger.acquire("worker_thread", "index checkpointer")
-        self._thread = threading.Thread(
-            target=self._run, name="funcpipe-checkpoint", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="funcpipe-checkpoint", daemon=True)
         try:
             self._thread.start()
         except BaseException:
