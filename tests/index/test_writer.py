@@ -33,7 +33,11 @@ class _Recorder:
     def store_vectors(self, vectors: Mapping[str, bytes]) -> None:
         self.calls.append(("vectors", sorted(vectors), threading.get_ident()))
 
-    def write(self, batch: Sequence[PendingChunk]) -> None:
+    def write(
+        self, batch: Sequence[PendingChunk], vectors: Mapping[str, bytes] | None = None
+    ) -> None:
+        if vectors:
+            self.store_vectors(vectors)
         self.gate.wait()
         self.writes += 1
         if self.writes == self.fail_at:

@@ -356,9 +356,9 @@ class VectorIndex(Protocol):
     """A store of documents, chunks and vectors of one vector space.
 
     Writes: :meth:`store_vectors` persists paid-for vectors at once (thread-safe, its
-    own transaction); :meth:`write` stores a batch of chunk rows in one transaction and
-    raises :class:`~funcpipe_rag.errors.IndexWriteError` when it cannot — then nothing
-    of the batch is stored. A damaged store raises
+    own transaction); :meth:`write` stores a batch of chunk rows (and the free vectors
+    it made) in one transaction and raises :class:`~funcpipe_rag.errors.IndexWriteError`
+    when it cannot — then nothing of the batch is stored. A damaged store raises
     :class:`~funcpipe_rag.errors.IndexDamagedError`, never a driver exception.
     """
 
@@ -389,7 +389,13 @@ class VectorIndex(Protocol):
 
     def store_vectors(self, vectors: Mapping[str, bytes]) -> None: ...
 
-    def write(self, batch: Sequence[PendingChunk]) -> None: ...
+    def write(
+        self, batch: Sequence[PendingChunk], vectors: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Store ``batch`` in one transaction, or nothing of it. ``vectors``: those of
+        its contents not stored yet (a free embedder's, remade at no cost if lost),
+        stored before its rows: in the same transaction where the store can."""
+        ...
 
     def refresh_signatures(self, refreshes: Sequence[SignatureRefresh]) -> None:
         """Store the signatures of files found unchanged by reading them (own

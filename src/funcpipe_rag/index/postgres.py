@@ -487,12 +487,18 @@ class PgIndex:
 
     # -- writes -----------------------------------------------------------------------
 
-    def write(self, batch: Sequence[PendingChunk]) -> None:
+    def write(
+        self, batch: Sequence[PendingChunk], vectors: Mapping[str, bytes] | None = None
+    ) -> None:
         """Store ``batch`` in one transaction, or nothing of it (``IndexWriteError``).
 
         The documents a batch completes are marked complete, their stale chunks (of an
         older version) deleted and their file claims released in the same transaction.
+        ``vectors`` are stored first, in their own transaction (:meth:`store_vectors`:
+        they go through the stage table, and release this run's claims on them).
         """
+        if vectors:
+            self.store_vectors(vectors)
         if not batch:
             return
         run = self.run_id

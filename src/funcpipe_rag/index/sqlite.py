@@ -805,16 +805,25 @@ class SqliteIndex:
 
     # -- writes -----------------------------------------------------------------------
 
-    def write(self, batch: Sequence[PendingChunk]) -> None:
+    def write(
+        self, batch: Sequence[PendingChunk], vectors: Mapping[str, bytes] | None = None
+    ) -> None:
         """Store ``batch`` in one transaction, or nothing of it (``IndexWriteError``).
 
-        Their vectors were stored before (:meth:`store_vectors`), so a chunk row never
-        points at a missing vector.
+        Their vectors were stored before (:meth:`store_vectors`) or are ``vectors``,
+        stored first in the same transaction, so a chunk row never points at a missing
+        vector. (One commit instead of two: on the real corpus the hash embedder's
+        vectors had 393 transactions of their own, on the thread the run waits for.)
         """
         if not batch:
+            if vectors:
+                self.store_vectors(vectors)
             return
         run = self.run_id
         with self._guard("storing chunks"), self._transaction() as conn:
+            if vectors:
+                self._fix_dim(conn, list(vectors.values()))
+                self._insert_vectors(conn, vectors)
             block = sqlite_vectors.next_block(conn)
             last = sqlite_lexical.last_row(conn)
             touched: set[int] = set()

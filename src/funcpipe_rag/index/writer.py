@@ -73,8 +73,8 @@ class IndexWriter(Generic[T]):
         self.broken = False  # a failure was raised to the caller: submit no more
 
     def submit(self, batch: Sequence[PendingChunk], vectors: Mapping[str, bytes], tag: T) -> None:
-        """Queue one write: ``vectors`` (stored first, in their own transaction) then
-        ``batch`` (one transaction); reports the batches already stored, and waits for
+        """Queue one write: ``batch`` with the ``vectors`` it made (see
+        :meth:`VectorIndex.write`); reports the batches already stored, and waits for
         the oldest while more than ``depth`` are in flight."""
         future: Future[None]
         if self._index.writes_beside_reads:
@@ -124,9 +124,7 @@ class IndexWriter(Generic[T]):
         if self._failed.is_set():
             raise _NotWritten
         try:
-            if vectors:
-                self._index.store_vectors(vectors)
-            self._index.write(batch)
+            self._index.write(batch, vectors)
         except Exception:
             self._failed.set()
             raise

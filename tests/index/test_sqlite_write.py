@@ -1,0 +1,50 @@
+"""A chunk write carries the free vectors its batch made: both in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from funcpipe_rag.errors import IndexDamagedError
+from funcpipe_rag.index import IndexSpace, PendingChunk, open_index
+from funcpipe_rag.policies.ledger import ResourceLedger
+
+
+def _pending(seq: int, content_hash: str) -> PendingChunk:
+    return PendingChunk(
+        chunk_id=f"d-{seq}", doc_id="d", path="d.md", abs_path="/d.md", seq=seq, start=seq,
+        end=seq + 1, text=f"text {seq}", content_hash=content_hash, doc_size=1,
+        doc_mtime_ns=0, doc_hash="f", last_of_doc=False, doc_failed=False,
+    )  # fmt: skip
+
+
+def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_the_batch_and_its_vectors_are_stored_together_or_not_at_all(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    vectors = {f"h{i}": np.full(4, i + 1, dtype="<f4").tobytes() for i in range(3)}
+    index = open_index(str(db), IndexSpace("hash", "m", 4, "c"), ResourceLedger())
+    try:
+        good = [_pending(i, f"h{i}") for i in range(3)]
+        # A row the table refuses (its path is NOT NULL) fails the whole write after
+        # the vectors went in: they roll back with it.
+        bad = [*good[:2], replace(good[2], path=None)]  # type: ignore[arg-type]
+        with pytest.raises(IndexDamagedError):
+            index.write(bad, vectors)
+        assert _rows(db, "SELECT count(*) FROM vectors") == [(0,)]
+        assert _rows(db, "SELECT count(*) FROM chunks") == [(0,)]
+        index.write(good, vectors)
+    finally:
+        index.close()
+    assert _rows(db, "SELECT content_hash FROM vectors ORDER BY 1") == [("h0",), ("h1",), ("h2",)]
+    assert _rows(db, "SELECT chunk_id FROM chunks ORDER BY seq") == [("d-0",), ("d-1",), ("d-2",)]
