@@ -898,6 +898,8 @@ class SqliteIndex:
                     "WHERE doc_id = ?",
                     (p.doc_hash, p.doc_signature, p.doc_id),
                 )
+                if self._new_docs is not None:
+                    continue  # an index this run created holds no other run's rows
                 stale = ("doc_id = ? AND run_id != ?", (p.doc_id, run))
                 touched |= sqlite_vectors.blocks_of(conn, *stale)
                 conn.execute(f"DELETE FROM chunks WHERE {stale[0]}", stale[1])
