@@ -43,7 +43,6 @@ class Checkpointer:
         self._period_s = period_s
         self._stop = threading.Event()
         self.error: BaseException | None = None
-        self.passes = 0  # checkpoints run (a test reads it)
         # Opened here, so a file that cannot be opened fails the index's open at once.
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._ledger = ledger
@@ -60,7 +59,6 @@ class Checkpointer:
         try:
             while not self._stop.wait(self._period_s):
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                self.passes += 1
         except sqlite3.Error as exc:
             self.error = exc
 
