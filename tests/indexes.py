@@ -15,7 +15,7 @@ import psycopg
 from funcpipe_rag.index import is_postgres
 
 
-def rows(target: str, sql: str, *, collection: str = "funcpipe") -> list[tuple[Any, ...]]:
+def rows(target: str | Path, sql: str, *, collection: str = "funcpipe") -> list[tuple[Any, ...]]:
     if is_postgres(target):
         with psycopg.connect(
             target, autocommit=True, options=f"-c search_path={collection},public"

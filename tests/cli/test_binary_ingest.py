@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from funcpipe_rag.leakfaults import children, is_worker
 from funcpipe_rag.readers.isolated import FAULT_ENV
 from funcpipe_rag.serve import EmbeddingServer
 from tests.cli.helpers import CLI, assert_clean, cli_env, prose, read_report, run_cli, write_tree
+from tests.indexes import rows
 from tests.readers.writers import (
     encrypt_pdf,
     write_bomb_pdf,
@@ -37,14 +37,6 @@ GUIDE = [
 ]  # fmt: skip
 HANDBOOK = [("Heading 1", "Knives"), ("Normal", "Keep them sharp and dry."),
             ("Heading 2", "Honing"), ("Normal", "Hone before each use.")]  # fmt: skip
-
-
-def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def ingest(tree: Path, db: Path, *extra: str, **env: str) -> tuple[int, dict[str, Any]]:

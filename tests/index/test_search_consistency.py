@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ from funcpipe_rag.index import SEARCH_MODES, Query, open_index
 from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.serve import EmbeddingServer, FaultConfig
 from tests.cli.helpers import CLI, cli_env, run_cli
+from tests.indexes import rows
 
 SENTENCES = [
     "The ledger counts every socket the stream opened.",
@@ -64,14 +64,6 @@ def content(file_no: int, version: int) -> str:
         body = " ".join(SENTENCES[(file_no + p + i) % len(SENTENCES)] for i in range(3))
         paragraphs.append(f"{body} {token(file_no, version)} closes paragraph {p}.")
     return "\n\n".join(paragraphs) + "\n"
-
-
-def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 class IndexLifecycle(RuleBasedStateMachine):

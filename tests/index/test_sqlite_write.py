@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from funcpipe_rag.errors import IndexDamagedError
 from funcpipe_rag.index import IndexSpace, PendingChunk, open_index
 from funcpipe_rag.policies.ledger import ResourceLedger
+from tests.indexes import rows
 
 
 def _pending(seq: int, content_hash: str) -> PendingChunk:
@@ -20,14 +20,6 @@ def _pending(seq: int, content_hash: str) -> PendingChunk:
         end=seq + 1, text=f"text {seq}", content_hash=content_hash, doc_size=1,
         doc_mtime_ns=0, doc_hash="f", last_of_doc=False, doc_failed=False,
     )  # fmt: skip
-
-
-def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def test_the_batch_and_its_vectors_are_stored_together_or_not_at_all(tmp_path: Path) -> None:
@@ -41,10 +33,10 @@ def test_the_batch_and_its_vectors_are_stored_together_or_not_at_all(tmp_path: P
         bad = [*good[:2], replace(good[2], path=None)]  # type: ignore[arg-type]
         with pytest.raises(IndexDamagedError):
             index.write(bad, vectors)
-        assert _rows(db, "SELECT count(*) FROM vectors") == [(0,)]
-        assert _rows(db, "SELECT count(*) FROM chunks") == [(0,)]
+        assert rows(db, "SELECT count(*) FROM vectors") == [(0,)]
+        assert rows(db, "SELECT count(*) FROM chunks") == [(0,)]
         index.write(good, vectors)
     finally:
         index.close()
-    assert _rows(db, "SELECT content_hash FROM vectors ORDER BY 1") == [("h0",), ("h1",), ("h2",)]
-    assert _rows(db, "SELECT chunk_id FROM chunks ORDER BY seq") == [("d-0",), ("d-1",), ("d-2",)]
+    assert rows(db, "SELECT content_hash FROM vectors ORDER BY 1") == [("h0",), ("h1",), ("h2",)]
+    assert rows(db, "SELECT chunk_id FROM chunks ORDER BY seq") == [("d-0",), ("d-1",), ("d-2",)]
