@@ -505,8 +505,7 @@ class SqliteIndex:
         """
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
-        if self._checkpointer is None:
-            self._checkpointer = Checkpointer(self.path, self._ledger)
+        self._checkpointer = Checkpointer(self.path, self._ledger)
 
     def _upgrade(self, version: str, readonly: bool) -> None:
         """Bring an index of an older schema up to this one, in place, in one transaction."""
@@ -822,7 +821,6 @@ class SqliteIndex:
         run = self.run_id
         with self._guard("storing chunks"), self._transaction() as conn:
             if vectors:
-                self._fix_dim(conn, list(vectors.values()))
                 self._insert_vectors(conn, vectors)
             block = sqlite_vectors.next_block(conn)
             last = sqlite_lexical.last_row(conn)
@@ -952,11 +950,12 @@ class SqliteIndex:
         if not vectors:
             return
         with self._guard("storing vectors"), self._transaction() as conn:
-            self._fix_dim(conn, list(vectors.values()))
             self._insert_vectors(conn, vectors)
 
     def _insert_vectors(self, conn: sqlite3.Connection, vectors: Mapping[str, bytes]) -> None:
-        """The one place vectors enter the file (in the caller's transaction)."""
+        """The one place vectors enter the file (in the caller's transaction), after
+        their dimension is checked against the index's."""
+        self._fix_dim(conn, list(vectors.values()))
         _insert_rows(
             conn,
             "INSERT OR IGNORE INTO vectors(content_hash, vector) VALUES",
@@ -1027,18 +1026,14 @@ class SqliteIndex:
         self._state = _State.CLOSED
         if self._blocks is not None:
             self._blocks.clear()
-        try:
+        # Every step runs even if one before it fails; last pushed, first run.
+        with contextlib.ExitStack() as steps:
+            steps.callback(self._ledger.release, self._handle)
+            steps.callback(self._conn.close)
+            if self._reader is not None:
+                steps.callback(self._reader.close)
             if self._checkpointer is not None:
-                self._checkpointer.close()  # first: it reads the file the others close
-        finally:
-            try:
-                if self._reader is not None:
-                    self._reader.close()
-            finally:
-                try:
-                    self._conn.close()
-                finally:
-                    self._ledger.release(self._handle)
+                steps.callback(self._checkpointer.close)  # first: it reads the file
 
     def close(self) -> None:
         """Close the connection, then release the lock; safe to call twice."""
