@@ -3,8 +3,11 @@ HNSW index, text PostgreSQL cannot hold, and claims handed back by a run that st
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from funcpipe_rag.api.core import IngestRequest, RunSettings, ingest
@@ -146,6 +149,52 @@ def test_the_claiming_stage_is_lazy_and_closes_its_walk(tmp_path: Path, pg_datab
         share.close()
         index.close()
     assert rows(pg_database, "SELECT count(*) FROM file_claims WHERE state = 'taken'") == [(0,)]
+    assert ledger.snapshot().open_total == 0
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30  # a bound against hanging, not a timing claim
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.05)
+
+
+def test_a_lease_renewal_waiting_for_a_finishing_run_holds_no_worker_row(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """The deadlock CI met with three workers: a run finishing the pass locks
+    ``file_claims`` and then deletes ``workers`` rows; another run's lease keeper had
+    updated its ``workers`` row and then waited for ``file_claims`` in one transaction."""
+    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 2) for i in range(3)})
+    _ingest(tree, pg_database)  # a collection to open
+    ledger = ResourceLedger()
+    # A short lease: the keeper renews every 0.1 s.
+    index = open_index(pg_database, None, ledger, options=IndexOptions(lease_s=0.3))
+    share = index.share()
+    me = f"funcpipe/{index.run_id}"
+    finisher = psycopg.connect(pg_database, options="-c search_path=funcpipe,public")
+    try:
+        # What PgShare.finish does first, held open here.
+        finisher.execute("LOCK TABLE file_claims IN EXCLUSIVE MODE")
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity "
+            f"WHERE application_name = '{me}' AND wait_event_type = 'Lock'"
+        )
+        _wait_for(lambda: rows(pg_database, waiting) == [(1,)], "the keeper to wait")
+        # What it does next: its worker row is free (it was locked: a deadlock).
+        held = finisher.execute(
+            "SELECT worker FROM workers WHERE worker = %s FOR UPDATE NOWAIT", (index.run_id,)
+        ).fetchall()
+        assert held == [(index.run_id,)]
+        finisher.rollback()
+        # The keeper goes on renewing once the finishing run is done.
+        heartbeat = f"SELECT heartbeat FROM workers WHERE worker = '{index.run_id}'"
+        before = rows(pg_database, heartbeat)
+        _wait_for(lambda: rows(pg_database, heartbeat) > before, "the next renewal")
+    finally:
+        finisher.close()
+        share.close()
+        index.close()
     assert ledger.snapshot().open_total == 0
 
 

@@ -95,25 +95,29 @@ class LeaseKeeper:
         self._thread.start()
 
     def _renew(self) -> None:
+        """Three statements, each its own transaction (the session is autocommit): a
+        renewal must hold no row while it waits for a table. In one transaction it held
+        its ``workers`` row while it waited for ``file_claims``, which a finishing run
+        locks before deleting ``workers`` rows: a deadlock that failed the finishing run.
+        Nothing needs the three to change together; each only moves a deadline on."""
         conn = self._session.conn
         args = {"w": self._worker, "lease": self._lease}
-        with conn.transaction():
-            conn.execute("UPDATE workers SET heartbeat = now() WHERE worker = %(w)s", args)
-            conn.execute(
-                "UPDATE file_claims SET expires = now() + %(lease)s * interval '1 second' "
-                "WHERE worker = %(w)s AND state = 'taken'",
-                args,
-            )
-            conn.execute(
-                "UPDATE content_claims SET expires = now() + %(lease)s * interval '1 second' "
-                "WHERE worker = %(w)s",
-                args,
-            )
+        conn.execute("UPDATE workers SET heartbeat = now() WHERE worker = %(w)s", args)
+        conn.execute(
+            "UPDATE file_claims SET expires = now() + %(lease)s * interval '1 second' "
+            "WHERE worker = %(w)s AND state = 'taken'",
+            args,
+        )
+        conn.execute(
+            "UPDATE content_claims SET expires = now() + %(lease)s * interval '1 second' "
+            "WHERE worker = %(w)s",
+            args,
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self._lease / 3):
             try:
-                self._renew()
+                retrying(self._renew)  # a lost lock race is no reason to stop renewing
             except psycopg.Error:
                 return
 
@@ -372,8 +376,9 @@ class PgShare:
         """Prune once for the whole pass (see the module docstring); 0 if the pass is
         not done yet or another run finished it."""
         conn = self._index.main_session()
-        try:
-            with guard(self._target, "finishing the shared run"), conn.transaction():
+
+        def attempt() -> int:
+            with conn.transaction():
                 # Blocks every other run's claim writes until this transaction ends, so
                 # the check, the prune and the clearing see one state of the pass.
                 conn.execute("LOCK TABLE file_claims IN EXCLUSIVE MODE")
@@ -391,6 +396,10 @@ class PgShare:
                     (self._lease,),
                 )
                 return prune(keep)
+
+        try:
+            with guard(self._target, "finishing the shared run"):
+                return retrying(attempt)
         except FuncpipeError:
             if self._collection_gone():
                 return 0
