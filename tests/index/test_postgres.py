@@ -1,5 +1,6 @@
 """The PostgreSQL backend's own promises, on a real server: trust on open, the opt-in
-HNSW index, text PostgreSQL cannot hold, and claims handed back by a run that stops."""
+HNSW index, text PostgreSQL cannot hold, claims handed back by a run that stops, and
+lease renewals that cannot deadlock a run finishing the pass."""
 
 from __future__ import annotations
 
