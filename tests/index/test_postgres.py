@@ -1,6 +1,6 @@
 """The PostgreSQL backend's own promises, on a real server: trust on open, the opt-in
 HNSW index, text PostgreSQL cannot hold, claims handed back by a run that stops, and
-lease renewals that cannot deadlock a run finishing the pass."""
+lease renewals that cannot deadlock a run finishing the pass or end with their session."""
 
 from __future__ import annotations
 
@@ -197,6 +197,35 @@ def test_a_lease_renewal_waiting_for_a_finishing_run_holds_no_worker_row(
         share.close()
         index.close()
     assert ledger.snapshot().open_total == 0
+
+
+def test_a_lease_keeper_whose_session_ends_goes_on_in_a_new_one(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """An administrator (or the server) ends the keeper's session: the run's leases must
+    not lapse while it works (others would take its files and contents over)."""
+    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 2) for i in range(3)})
+    _ingest(tree, pg_database)  # a collection to open
+    ledger = ResourceLedger()
+    index = open_index(pg_database, None, ledger, options=IndexOptions(lease_s=0.3))
+    share = index.share()
+    keeper = (
+        "SELECT pid FROM pg_stat_activity WHERE application_name = "
+        f"'funcpipe/{index.run_id}' AND query LIKE 'UPDATE content_claims%'"
+    )
+    heartbeat = f"SELECT heartbeat FROM workers WHERE worker = '{index.run_id}'"
+    try:
+        _wait_for(lambda: len(rows(pg_database, keeper)) == 1, "the keeper's first renewal")
+        [(pid,)] = rows(pg_database, keeper)
+        ended = rows(pg_database, f"SELECT pg_terminate_backend({pid}), now()")[0][1]
+        _wait_for(lambda: rows(pg_database, heartbeat)[0][0] > ended, "a renewal after it")
+        assert rows(pg_database, keeper)[0][0] != pid
+    finally:
+        share.close()
+        index.close()
+    snapshot = ledger.snapshot()
+    assert snapshot.open_total == 0
+    assert snapshot.by_kind["pg_connection"].acquired == 4  # main, side, keeper, keeper again
 
 
 def test_a_collection_of_schema_2_is_upgraded_by_a_writer_and_refused_by_a_reader(

@@ -72,23 +72,17 @@ def retrying(fn: Callable[[], T]) -> T:
 
 class LeaseKeeper:
     """A thread that renews a run's leases (files, contents, its heartbeat) every third
-    of a lease, on its own session; it stops quietly when the server goes away (the
-    leases then lapse, and the run's own sessions report the failure)."""
+    of a lease, on its own session. A session that ends under it (the server or an
+    administrator ended it) is replaced once per failure; when no new one can be had the
+    keeper stops quietly (the server is gone: the leases lapse, and the run's own
+    sessions report the failure)."""
 
     def __init__(self, index: PgIndex, ledger: ResourceLedger) -> None:
-        from .postgres import prepare_session
-
         self._ledger = ledger
+        self._index = index
         self._worker = index.run_id
         self._lease = index.options.lease_s
-        self._target = index.target
-        self._session = PgConnection(index.target, ledger, index.application_name, "leases")
-        try:
-            with guard(index.target, "opening the lease session"):
-                prepare_session(self._session.conn, index.schema, create=False)
-        except BaseException:
-            self._session.close()
-            raise
+        self._session = self._open()
         self._stop = threading.Event()
         self._handle = ledger.acquire("lease_keeper", f"run {self._worker}")
         self._thread = threading.Thread(target=self._run, name="funcpipe-leases", daemon=True)
@@ -114,12 +108,38 @@ class LeaseKeeper:
             args,
         )
 
+    def _open(self) -> PgConnection:
+        from .postgres import prepare_session
+
+        index = self._index
+        session = PgConnection(index.target, self._ledger, index.application_name, "leases")
+        try:
+            with guard(index.target, "opening the lease session"):
+                prepare_session(session.conn, index.schema, create=False)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
     def _run(self) -> None:
         while not self._stop.wait(self._lease / 3):
             try:
                 retrying(self._renew)  # a lost lock race is no reason to stop renewing
             except psycopg.Error:
-                return
+                # A keeper that stopped here left a live run's leases to lapse: others
+                # took its files and contents over while it still worked on them.
+                if not self._reopen():
+                    return
+
+    def _reopen(self) -> bool:
+        """A new session and a renewal on it at once; False when either fails."""
+        self._session.close()
+        try:
+            self._session = self._open()
+            retrying(self._renew)
+        except (psycopg.Error, FuncpipeError):
+            return False
+        return True
 
     def close(self) -> None:
         """Stop and join the thread, then close its session; idempotent."""
