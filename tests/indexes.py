@@ -1,4 +1,5 @@
-"""Look inside an index of either backend the way a test needs to (raw SQL on its tables).
+"""Look inside an index of either backend the way a test needs to (raw SQL on its tables),
+and make the rows a test writes into one (:func:`pending_chunk`).
 
 The tables have the same names and columns in SQLite and in a PostgreSQL collection
 (``documents``, ``chunks``, ``vectors``, ``meta``), so most queries run on both.
@@ -12,7 +13,19 @@ from typing import Any
 
 import psycopg
 
-from funcpipe_rag.index import is_postgres
+from funcpipe_rag.index import PendingChunk, is_postgres
+
+
+def pending_chunk(seq: int, *, doc_id: str = "d", **fields: Any) -> PendingChunk:
+    """Chunk ``seq`` of document ``doc_id`` (id ``<doc_id>-<seq>``), with a placeholder
+    for everything else; ``fields`` set any field."""
+    values: dict[str, Any] = {
+        "chunk_id": f"{doc_id}-{seq}", "doc_id": doc_id, "path": doc_id,
+        "abs_path": f"/{doc_id}", "seq": seq, "start": 0, "end": 1, "text": "x",
+        "content_hash": "h", "doc_size": 1, "doc_mtime_ns": 0, "doc_hash": "f",
+        "last_of_doc": False, "doc_failed": False,
+    }  # fmt: skip
+    return PendingChunk(**(values | fields))
 
 
 def rows(target: str | Path, sql: str, *, collection: str = "funcpipe") -> list[tuple[Any, ...]]:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from funcpipe_rag.index import IndexSpace, PendingChunk, open_index
 from funcpipe_rag.index.sqlite_new_rows import NewKeys
 from funcpipe_rag.policies.ledger import ResourceLedger
+from tests.indexes import pending_chunk
 
 _HASHES = st.text(alphabet="0123456789abcdef", min_size=1, max_size=32)
 
@@ -76,11 +77,7 @@ def test_lookups_of_an_index_new_at_open_equal_the_sql_answers(
 
 
 def _pending(doc_id: str, seq: int) -> PendingChunk:
-    return PendingChunk(
-        chunk_id=f"{doc_id}-{seq}", doc_id=doc_id, path=doc_id, abs_path=f"/{doc_id}",
-        seq=seq, start=0, end=1, text="x", content_hash="h", doc_size=1, doc_mtime_ns=0,
-        doc_hash="f", last_of_doc=True, doc_failed=False,
-    )  # fmt: skip
+    return pending_chunk(seq, doc_id=doc_id, last_of_doc=True)
 
 
 @settings(max_examples=20, deadline=None)

@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 
 from funcpipe_rag.errors import IndexDamagedError
-from funcpipe_rag.index import IndexSpace, PendingChunk, open_index
+from funcpipe_rag.index import IndexSpace, open_index
 from funcpipe_rag.policies.ledger import ResourceLedger
-from tests.indexes import rows
-
-
-def _pending(seq: int, content_hash: str) -> PendingChunk:
-    return PendingChunk(
-        chunk_id=f"d-{seq}", doc_id="d", path="d.md", abs_path="/d.md", seq=seq, start=seq,
-        end=seq + 1, text=f"text {seq}", content_hash=content_hash, doc_size=1,
-        doc_mtime_ns=0, doc_hash="f", last_of_doc=False, doc_failed=False,
-    )  # fmt: skip
+from tests.indexes import pending_chunk, rows
 
 
 def test_the_batch_and_its_vectors_are_stored_together_or_not_at_all(tmp_path: Path) -> None:
@@ -27,7 +19,7 @@ def test_the_batch_and_its_vectors_are_stored_together_or_not_at_all(tmp_path: P
     vectors = {f"h{i}": np.full(4, i + 1, dtype="<f4").tobytes() for i in range(3)}
     index = open_index(str(db), IndexSpace("hash", "m", 4, "c"), ResourceLedger())
     try:
-        good = [_pending(i, f"h{i}") for i in range(3)]
+        good = [pending_chunk(i, content_hash=f"h{i}") for i in range(3)]
         # A row the table refuses (its path is NOT NULL) fails the whole write after
         # the vectors went in: they roll back with it.
         bad = [*good[:2], replace(good[2], path=None)]  # type: ignore[arg-type]

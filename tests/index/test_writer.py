@@ -16,6 +16,7 @@ from funcpipe_rag.errors import IndexWriteError
 from funcpipe_rag.index import IndexSpace, PendingChunk, open_index
 from funcpipe_rag.index.writer import IndexWriter
 from funcpipe_rag.policies.ledger import ResourceLedger
+from tests.indexes import pending_chunk
 
 
 class _Recorder:
@@ -46,11 +47,7 @@ class _Recorder:
 
 
 def _chunk(n: int) -> PendingChunk:
-    return PendingChunk(
-        chunk_id=f"c{n}", doc_id="d", path="p", abs_path="/p", seq=n, start=0, end=1,
-        text="x", content_hash=f"h{n}", doc_size=1, doc_mtime_ns=0, doc_hash="f",
-        last_of_doc=False, doc_failed=False,
-    )  # fmt: skip
+    return pending_chunk(n, chunk_id=f"c{n}", content_hash=f"h{n}")
 
 
 def test_writes_run_on_one_other_thread_in_order_and_are_reported_in_order() -> None:
