@@ -4,15 +4,18 @@ lease renewals that cannot deadlock a run finishing the pass or end with their s
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from funcpipe_rag.api.core import IngestRequest, RunSettings, ingest
 from funcpipe_rag.index import IndexOptions, index_exists, open_index
+from funcpipe_rag.index.base import FileShare
 from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.result import Ok
 from funcpipe_rag.walk import iter_paths
@@ -126,13 +129,25 @@ def test_an_empty_database_is_not_an_index(pg_database: str) -> None:
         open_index(pg_database, None, ResourceLedger(), readonly=True)
 
 
-def test_the_claiming_stage_is_lazy_and_closes_its_walk(tmp_path: Path, pg_database: str) -> None:
-    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 2) for i in range(5)})
+@contextlib.contextmanager
+def _sharing(
+    tree: Path, pg_database: str, ledger: ResourceLedger, options: IndexOptions
+) -> Iterator[tuple[Any, FileShare]]:
+    """A collection of ``tree`` opened for writing and its share of the run, closed after."""
     _ingest(tree, pg_database)  # a collection to open
-    ledger = ResourceLedger()
-    index = open_index(pg_database, None, ledger, options=IndexOptions(claim_files=2))
+    index = open_index(pg_database, None, ledger, options=options)
     share = index.share()
     try:
+        yield index, share
+    finally:
+        share.close()
+        index.close()
+
+
+def test_the_claiming_stage_is_lazy_and_closes_its_walk(tmp_path: Path, pg_database: str) -> None:
+    tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 2) for i in range(5)})
+    ledger = ResourceLedger()
+    with _sharing(tree, pg_database, ledger, IndexOptions(claim_files=2)) as (index, share):
         walk = iter_paths([str(tree)], RunSettings().walk_options())
         rounds = share.rounds(lambda: walk)
         files = next(rounds)  # the first round's stream exists; nothing was published yet
@@ -146,9 +161,6 @@ def test_the_claiming_stage_is_lazy_and_closes_its_walk(tmp_path: Path, pg_datab
         with pytest.raises(StopIteration):
             next(walk)  # closing the stage closed the walk
         rounds.close()
-    finally:
-        share.close()
-        index.close()
     assert rows(pg_database, "SELECT count(*) FROM file_claims WHERE state = 'taken'") == [(0,)]
     assert ledger.snapshot().open_total == 0
 
@@ -167,19 +179,17 @@ def test_a_lease_renewal_waiting_for_a_finishing_run_holds_no_worker_row(
     ``file_claims`` and then deletes ``workers`` rows; another run's lease keeper had
     updated its ``workers`` row and then waited for ``file_claims`` in one transaction."""
     tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 2) for i in range(3)})
-    _ingest(tree, pg_database)  # a collection to open
     ledger = ResourceLedger()
     # A short lease: the keeper renews every 0.1 s.
-    index = open_index(pg_database, None, ledger, options=IndexOptions(lease_s=0.3))
-    share = index.share()
-    me = f"funcpipe/{index.run_id}"
-    finisher = psycopg.connect(pg_database, options="-c search_path=funcpipe,public")
-    try:
+    with (
+        _sharing(tree, pg_database, ledger, IndexOptions(lease_s=0.3)) as (index, _),
+        psycopg.connect(pg_database, options="-c search_path=funcpipe,public") as finisher,
+    ):
         # What PgShare.finish does first, held open here.
         finisher.execute("LOCK TABLE file_claims IN EXCLUSIVE MODE")
         waiting = (
             "SELECT count(*) FROM pg_stat_activity "
-            f"WHERE application_name = '{me}' AND wait_event_type = 'Lock'"
+            f"WHERE application_name = '{index.application_name}' AND wait_event_type = 'Lock'"
         )
         _wait_for(lambda: rows(pg_database, waiting) == [(1,)], "the keeper to wait")
         # What it does next: its worker row is free (it was locked: a deadlock).
@@ -192,10 +202,6 @@ def test_a_lease_renewal_waiting_for_a_finishing_run_holds_no_worker_row(
         heartbeat = f"SELECT heartbeat FROM workers WHERE worker = '{index.run_id}'"
         before = rows(pg_database, heartbeat)
         _wait_for(lambda: rows(pg_database, heartbeat) > before, "the next renewal")
-    finally:
-        finisher.close()
-        share.close()
-        index.close()
     assert ledger.snapshot().open_total == 0
 
 
@@ -205,24 +211,18 @@ def test_a_lease_keeper_whose_session_ends_goes_on_in_a_new_one(
     """An administrator (or the server) ends the keeper's session: the run's leases must
     not lapse while it works (others would take its files and contents over)."""
     tree = write_tree(tmp_path / "docs", {f"f{i}.md": prose(i, 2) for i in range(3)})
-    _ingest(tree, pg_database)  # a collection to open
     ledger = ResourceLedger()
-    index = open_index(pg_database, None, ledger, options=IndexOptions(lease_s=0.3))
-    share = index.share()
-    keeper = (
-        "SELECT pid FROM pg_stat_activity WHERE application_name = "
-        f"'funcpipe/{index.run_id}' AND query LIKE 'UPDATE content_claims%'"
-    )
-    heartbeat = f"SELECT heartbeat FROM workers WHERE worker = '{index.run_id}'"
-    try:
+    with _sharing(tree, pg_database, ledger, IndexOptions(lease_s=0.3)) as (index, _):
+        keeper = (
+            "SELECT pid FROM pg_stat_activity WHERE application_name = "
+            f"'{index.application_name}' AND query LIKE 'UPDATE content_claims%'"
+        )
+        heartbeat = f"SELECT heartbeat FROM workers WHERE worker = '{index.run_id}'"
         _wait_for(lambda: len(rows(pg_database, keeper)) == 1, "the keeper's first renewal")
         [(pid,)] = rows(pg_database, keeper)
         ended = rows(pg_database, f"SELECT pg_terminate_backend({pid}), now()")[0][1]
         _wait_for(lambda: rows(pg_database, heartbeat)[0][0] > ended, "a renewal after it")
         assert rows(pg_database, keeper)[0][0] != pid
-    finally:
-        share.close()
-        index.close()
     snapshot = ledger.snapshot()
     assert snapshot.open_total == 0
     assert snapshot.by_kind["pg_connection"].acquired == 4  # main, side, keeper, keeper again
