@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from funcpipe_rag.index import PendingChunk, is_postgres
+from funcpipe_rag.index import PendingChunk, is_postgres, sqlite_lexical
 
 
 def pending_chunk(seq: int, *, doc_id: str = "d", **fields: Any) -> PendingChunk:
@@ -78,10 +78,34 @@ def content(target: str) -> list[tuple[Any, ...]]:
 
 
 def to_older_schema(db: Path, version: str) -> None:
-    """Turn an index of this version into one laid out as ``version`` (1 to 4) was: 4
-    has no index of document titles and paths; 3 also no stored stat signatures; 2 and
-    1 also have chunks keyed by chunk_id, no vector blocks, no full-text index."""
+    """Turn an index of this version into one laid out as ``version`` (1 to 5) was: 5
+    has chunk ids unique on their own (not within their document) and an index of
+    chunks by document; 4 also no index of document titles and paths; 3 also no stored
+    stat signatures; 2 and 1 also have chunks keyed by chunk_id, no vector blocks, no
+    full-text index."""
     conn = sqlite3.connect(db)
+    conn.executescript(
+        """
+        ALTER TABLE chunks RENAME TO chunks_v6;
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL,
+            seq INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+            text TEXT NOT NULL, content_hash TEXT NOT NULL, run_id TEXT NOT NULL,
+            section TEXT NOT NULL DEFAULT '', page INTEGER, block INTEGER);
+        INSERT INTO chunks SELECT * FROM chunks_v6 ORDER BY id;
+        DROP TABLE chunks_v6;
+        CREATE INDEX chunks_by_doc ON chunks(doc_id);
+        CREATE INDEX chunks_by_block ON chunks(block);
+        CREATE INDEX chunks_by_content ON chunks(content_hash);
+        """
+    )
+    for statement in sqlite_lexical.CHUNK_TRIGGERS:
+        conn.execute(statement)
+    if version == "5":
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
+        conn.commit()
+        conn.close()
+        return
     conn.executescript(
         """
         DROP TABLE documents_fts;

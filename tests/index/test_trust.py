@@ -188,7 +188,7 @@ def test_read_only_media_with_an_unfinished_log_says_what_to_do(
     one_clear_line(proc.stderr, "read-only", "x.db-wal")
 
 
-@pytest.mark.parametrize("version", ["1", "2", "3", "4"])
+@pytest.mark.parametrize("version", ["1", "2", "3", "4", "5"])
 def test_an_index_of_an_older_schema_is_upgraded_in_place_by_ingest(
     built: tuple[Path, Path], tmp_path: Path, version: str
 ) -> None:
@@ -214,6 +214,8 @@ def test_an_index_of_an_older_schema_is_upgraded_in_place_by_ingest(
     # The full-text indexes and the vector blocks were built for the rows already there.
     assert count_rows(db) == count_rows(db, "chunks_fts_docsize") == n_chunks
     assert count_rows(db, "documents") == count_rows(db, "documents_fts") > 0
+    # The chunks table, its indexes and triggers are laid out as in a new index.
+    assert chunk_layout(db) == chunk_layout(original)
     assert run_cli("verify", "--index", str(db), str(tree)).returncode == 0
     for mode in ("hybrid", "vector", "lexical"):
         upgraded = run_cli("search", "garden recipe", "--index", str(db), "--mode", mode,
@@ -222,6 +224,16 @@ def test_an_index_of_an_older_schema_is_upgraded_in_place_by_ingest(
                         "--json")  # fmt: skip
         assert upgraded.returncode == 0 and upgraded.stdout
         assert hit_keys(upgraded.stdout) == hit_keys(fresh.stdout), mode
+
+
+def chunk_layout(db: Path) -> list[tuple[str, str, str | None]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'chunks' ORDER BY name"
+        ).fetchall()
+    finally:
+        conn.close()
 
 
 def hit_keys(stdout: str) -> list[tuple[str, float]]:

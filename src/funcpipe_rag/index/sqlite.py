@@ -79,7 +79,7 @@ from .sqlite_block_cache import BlockCache
 from .sqlite_checkpointer import BACKSTOP_PAGES, Checkpointer
 from .sqlite_new_rows import NewKeys
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (
@@ -99,12 +99,18 @@ CREATE TABLE documents (
 );
 CREATE TABLE vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
 """
-# The chunks table of version 3: an INTEGER PRIMARY KEY (the full-text index refers to
-# it, and VACUUM never renumbers it) and the vector block of each row.
+# The chunks table of version 6: an INTEGER PRIMARY KEY (the full-text index refers to
+# it, and VACUUM never renumbers it), the vector block of each row, and chunk ids unique
+# within their document. A chunk id hashes its document's id (chunking/chunks.py), so
+# (doc_id, chunk_id) is as unique as chunk_id alone; but its index keeps the rows of one
+# document side by side, so a write of a few documents' chunks changes a few leaf pages
+# of it, not one random page per row as the chunk_id index of versions 3-5 did (that
+# was ~9% of a hash-embedder ingest of the real corpus; see the README). It also serves
+# every lookup by document, which needed an index of its own before.
 _CHUNKS = """
 CREATE TABLE chunks (
     id INTEGER PRIMARY KEY,
-    chunk_id TEXT NOT NULL UNIQUE,
+    chunk_id TEXT NOT NULL,
     doc_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     start INTEGER NOT NULL,
@@ -114,10 +120,10 @@ CREATE TABLE chunks (
     run_id TEXT NOT NULL,
     section TEXT NOT NULL DEFAULT '',
     page INTEGER,
-    block INTEGER
+    block INTEGER,
+    UNIQUE(doc_id, chunk_id)
 )"""
 _CHUNK_INDEXES = (
-    "CREATE INDEX chunks_by_doc ON chunks(doc_id)",
     "CREATE INDEX chunks_by_block ON chunks(block)",
     # every place of one content, for collapsing identical chunks into one hit
     "CREATE INDEX chunks_by_content ON chunks(content_hash)",
@@ -227,8 +233,27 @@ def _v4_to_v5(conn: sqlite3.Connection) -> str:
     return "5"
 
 
+_CHUNK_COLUMNS = ", ".join(f'"{c}"' for c in _TABLES["chunks"])
+
+
+def _v5_to_v6(conn: sqlite3.Connection) -> str:
+    """Version 6 keys chunk ids by document (see ``_CHUNKS``). SQLite cannot drop a
+    column's UNIQUE, so the rows are copied into a table of the new layout, keeping
+    their ids and blocks: the full-text index and the vector blocks stay valid as they
+    are. Dropping the old table drops its indexes and triggers; they are made again."""
+    conn.execute("ALTER TABLE chunks RENAME TO chunks_v5")
+    conn.execute(_CHUNKS)
+    conn.execute(
+        f"INSERT INTO chunks({_CHUNK_COLUMNS}) SELECT {_CHUNK_COLUMNS} FROM chunks_v5 ORDER BY id"
+    )
+    conn.execute("DROP TABLE chunks_v5")
+    for statement in (*_CHUNK_INDEXES, *sqlite_lexical.CHUNK_TRIGGERS):
+        conn.execute(statement)
+    return "6"
+
+
 # version -> the step that brings an index of that version one version up
-_MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3, "3": _v3_to_v4, "4": _v4_to_v5}
+_MIGRATIONS = {"1": _v1_to_v2, "2": _v2_to_v3, "3": _v3_to_v4, "4": _v4_to_v5, "5": _v5_to_v6}
 # Lets a search read vector blocks straight from the page cache (~4x less CPU than
 # read() calls, python -m bench search); mapped pages count in RSS (see the README), so a
 # searcher that stays open drops the map once it holds the blocks (sqlite_block_cache).
@@ -862,7 +887,7 @@ class SqliteIndex:
                 '(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, section, page, '
                 "block) VALUES",
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                "ON CONFLICT(chunk_id) DO UPDATE SET seq = excluded.seq, run_id = excluded.run_id",
+                "ON CONFLICT(doc_id, chunk_id) DO UPDATE SET seq = excluded.seq, run_id = excluded.run_id",
                 [
                     (
                         p.chunk_id,

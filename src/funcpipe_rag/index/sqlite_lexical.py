@@ -42,13 +42,17 @@ TABLE = "chunks_fts"
 TRIGGERS = ("chunks_fts_delete", "chunks_fts_update")
 _ADD = f"INSERT INTO {TABLE}(rowid, text) VALUES (new.id, new.text);"
 _DROP = f"INSERT INTO {TABLE}({TABLE}, rowid, text) VALUES ('delete', old.id, old.text);"
+# The triggers on ``chunks`` (made again when that table is rebuilt: the v6 migration).
+CHUNK_TRIGGERS: tuple[str, ...] = (
+    f"CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN {_DROP} END",
+    f"CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN {_DROP} {_ADD} END",
+)
 SCHEMA: tuple[str, ...] = (
     (
         f"CREATE VIRTUAL TABLE {TABLE} USING fts5(text, content='chunks', content_rowid='id', "
         f"tokenize='{TOKENIZE}')"
     ),
-    f"CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN {_DROP} END",
-    f"CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN {_DROP} {_ADD} END",
+    *CHUNK_TRIGGERS,
 )
 DOC_TABLE = "documents_fts"
 DOC_TRIGGERS = ("documents_fts_insert", "documents_fts_delete", "documents_fts_update")
