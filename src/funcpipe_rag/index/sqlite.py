@@ -123,11 +123,15 @@ CREATE TABLE chunks (
     block INTEGER,
     UNIQUE(doc_id, chunk_id)
 )"""
-_CHUNK_INDEXES = (
-    "CREATE INDEX chunks_by_block ON chunks(block)",
-    # every place of one content, for collapsing identical chunks into one hit
-    "CREATE INDEX chunks_by_content ON chunks(content_hash)",
-)
+_CHUNK_INDEXES = ("CREATE INDEX chunks_by_block ON chunks(block)",)
+# Every place of one content, for collapsing identical chunks into one hit. Its keys are
+# random, so keeping it row by row dirties one page per row at every commit (~6% of a
+# hash-embedder ingest of the real corpus, see the README); building it once over the
+# finished rows costs ~0.2 s CPU per 100,000. So a run that creates the index builds it
+# when it closes, and every writer that opens an index builds it if it is missing (after
+# a kill -9 of that first run). Nothing depends on it but the speed of a search's last
+# step (a search without it reads the table), and no write path reads it.
+_CONTENT_INDEX = "CREATE INDEX IF NOT EXISTS chunks_by_content ON chunks(content_hash)"
 # What an existing file must hold to be trusted (the schema above, by name).
 _TABLES: dict[str, tuple[str, ...]] = {
     "meta": ("key", "value"),
@@ -169,8 +173,9 @@ _META_KEYS = ("schema", "embedder", "model", "dim", "chunker")
 
 
 def _create_search_tables(conn: sqlite3.Connection) -> None:
-    """Chunks, their indexes, the vector blocks and the full-text indexes with their
-    triggers (statement by statement: a trigger body holds semicolons)."""
+    """Chunks, their indexes (but :data:`_CONTENT_INDEX`), the vector blocks and the
+    full-text indexes with their triggers (statement by statement: a trigger body holds
+    semicolons)."""
     conn.execute(_CHUNKS)
     for statement in (
         *_CHUNK_INDEXES,
@@ -209,7 +214,12 @@ def _v2_to_v3(conn: sqlite3.Connection) -> str:
         "run_id, section, page FROM chunks_v2 ORDER BY rowid"
     )
     conn.execute("DROP TABLE chunks_v2")
-    for statement in (*_CHUNK_INDEXES, *sqlite_vectors.SCHEMA, *sqlite_lexical.SCHEMA):
+    for statement in (
+        *_CHUNK_INDEXES,
+        _CONTENT_INDEX,
+        *sqlite_vectors.SCHEMA,
+        *sqlite_lexical.SCHEMA,
+    ):
         conn.execute(statement)
     sqlite_lexical.rebuild(conn)
     sqlite_vectors.pack_all(conn)
@@ -247,7 +257,7 @@ def _v5_to_v6(conn: sqlite3.Connection) -> str:
         f"INSERT INTO chunks({_CHUNK_COLUMNS}) SELECT {_CHUNK_COLUMNS} FROM chunks_v5 ORDER BY id"
     )
     conn.execute("DROP TABLE chunks_v5")
-    for statement in (*_CHUNK_INDEXES, *sqlite_lexical.CHUNK_TRIGGERS):
+    for statement in (*_CHUNK_INDEXES, _CONTENT_INDEX, *sqlite_lexical.CHUNK_TRIGGERS):
         conn.execute(statement)
     return "6"
 
@@ -426,6 +436,7 @@ class SqliteIndex:
         self._new: NewKeys | None = None
         self._new_docs: NewKeys | None = None
         self._checkpointer: Checkpointer | None = None  # a writing index's (_tune_writer)
+        self._content_index_missing = False  # see _CONTENT_INDEX
         try:
             self._conn = self._connect(readonly, busy_timeout_s)
         except BaseException:
@@ -487,6 +498,7 @@ class SqliteIndex:
                     [("schema", SCHEMA_VERSION), *space.as_meta().items()],
                 )
             self._new, self._new_docs = NewKeys(), NewKeys(1 << 19)
+            self._content_index_missing = True  # built at close (see _CONTENT_INDEX)
             return space
         if not tables & _TABLES.keys():
             raise IndexDamagedError(f"{self.path} is an SQLite file but not a funcpipe index")
@@ -503,6 +515,7 @@ class SqliteIndex:
                 self._new = NewKeys()
             if not conn.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchone()[0]:
                 self._new_docs = NewKeys(1 << 19)
+            self._build_content_index()  # if a first run was killed before it could
         stored = IndexSpace(meta["embedder"], meta["model"], int(meta["dim"]), meta["chunker"])
         if space is None:
             return stored
@@ -1045,9 +1058,28 @@ class SqliteIndex:
         """One writer at a time (the run lock): this run walks and pays for everything."""
         return LocalShare()
 
+    def _build_content_index(self) -> None:
+        """Build :data:`_CONTENT_INDEX` if the index lacks it (one transaction)."""
+        exists = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'chunks_by_content')"
+        ).fetchone()[0]
+        if not exists:
+            with self._guard("indexing chunks by content"), self._transaction() as conn:
+                conn.execute(_CONTENT_INDEX)
+        self._content_index_missing = False
+
     def _release_connection(self) -> None:
         if self._state is _State.CLOSED:
             return
+        try:
+            if self._content_index_missing:
+                # A failure here loses nothing: the next writer to open it builds it.
+                with contextlib.suppress(FuncpipeError):
+                    self._build_content_index()
+        finally:
+            self._close_connection()
+
+    def _close_connection(self) -> None:
         self._state = _State.CLOSED
         if self._blocks is not None:
             self._blocks.clear()
