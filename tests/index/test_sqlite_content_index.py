@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from funcpipe_rag.index import IndexSpace, Query, open_index
+from funcpipe_rag.index import IndexSpace, PendingChunk, Query, open_index
 from funcpipe_rag.policies.ledger import ResourceLedger
 from tests.indexes import pending_chunk, rows
 
@@ -22,10 +22,11 @@ def _vector(i: int) -> bytes:
     return np.eye(4, dtype="<f4")[i % 4].tobytes()
 
 
-def _chunks(doc: str) -> list:  # two documents share content h0: one hit, two places
+def _chunks(doc: str) -> list[PendingChunk]:
+    """Three chunks of ``doc``: two documents share every content (one hit, two places)."""
+    fields = {"doc_id": doc, "path": f"{doc}.md"}
     return [
-        pending_chunk(i, doc_id=doc, path=f"{doc}.md", content_hash=f"h{i}", text=f"text {i}",
-                      last_of_doc=i == 2)  # fmt: skip
+        pending_chunk(i, content_hash=f"h{i}", text=f"text {i}", last_of_doc=i == 2, **fields)
         for i in range(3)
     ]
 

@@ -900,7 +900,8 @@ class SqliteIndex:
                 '(chunk_id, doc_id, seq, start, "end", text, content_hash, run_id, section, page, '
                 "block) VALUES",
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                "ON CONFLICT(doc_id, chunk_id) DO UPDATE SET seq = excluded.seq, run_id = excluded.run_id",
+                "ON CONFLICT(doc_id, chunk_id) DO UPDATE SET "
+                "seq = excluded.seq, run_id = excluded.run_id",
                 [
                     (
                         p.chunk_id,
