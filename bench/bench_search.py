@@ -102,9 +102,9 @@ def _source_tree(commit: str, dest: Path) -> Path:
 
 
 def _as_older_schema(src: Path, dest: Path, version: str) -> None:
-    """A copy of a schema-5 index laid out as ``version`` (1, 2 or 3) was: no index of
-    document titles and paths, no stat signatures; before 3, no full-text index and no
-    vector blocks either."""
+    """A copy of an index of this version laid out as ``version`` (1, 2 or 3) was, as a
+    reader of that version sees it: no index of document titles and paths, no stat
+    signatures; before 3, no full-text index and no vector blocks either."""
     shutil.copy(src, dest)
     conn = sqlite3.connect(dest)
     conn.executescript(

@@ -240,6 +240,9 @@ def test_mixed_vector_spaces_are_refused_and_reembed_migrates(
     assert proc.returncode == 0, proc.stderr
     assert dict(rows(db, "SELECT key, value FROM meta"))["embedder"] == "tei"
     assert leftover_rebuild(db) is None
+    if not is_postgres(db):  # the rebuilt file was indexed by content before the swap
+        found = "SELECT count(*) FROM sqlite_master WHERE name = 'chunks_by_content'"
+        assert rows(db, found) == [(1,)]
     assert run_cli("verify", "--index", db, str(tree)).returncode == 0
     assert_clean(report)
 
