@@ -9,11 +9,12 @@ import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.cli.helpers import CLI, cli_env, count_rows, prose, run_cli, write_tree
-from tests.indexes import to_older_schema
+from tests.indexes import rows, to_older_schema
 
 
 @pytest.fixture(scope="module")
@@ -226,14 +227,10 @@ def test_an_index_of_an_older_schema_is_upgraded_in_place_by_ingest(
         assert hit_keys(upgraded.stdout) == hit_keys(fresh.stdout), mode
 
 
-def chunk_layout(db: Path) -> list[tuple[str, str, str | None]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(
-            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'chunks' ORDER BY name"
-        ).fetchall()
-    finally:
-        conn.close()
+def chunk_layout(db: Path) -> list[tuple[Any, ...]]:
+    return rows(
+        db, "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'chunks' ORDER BY name"
+    )
 
 
 def hit_keys(stdout: str) -> list[tuple[str, float]]:
