@@ -21,13 +21,13 @@ about 3,600 files, 64 MB). Every comparison is measured side by side in this one
   distinct chunk of the corpus once (about as many inputs as the ingest sends, so both
   run about as long, under the same load); a burst row beside it posts only the first
   ``CEILING_BODIES`` bodies (~1.4 s at base64: how the ceiling was measured until
-  2026-12-01), with its own ratio (``ratio_burst``): on this shared machine a burst that short
-  catches a quiet or a busy moment whole, so it varies more. ``ratio`` is the target's:
-  the best ingest over the best ceiling, whichever rounds they came from; with the
-  machine's load changing from one round to the next, ``ratio_paired`` says the same
-  without mixing loads (each round's ingest over the ceiling measured right before it,
-  the median over the rounds). A second ceiling row decodes
-  every answer as funcpipe must (JSON, then the vectors: ``WireProtocol.parse``), with
+  2026-12-01), with its own ratio (``ratio_burst``): on this shared machine a burst
+  that short catches a quiet or a busy moment whole, so it varies more. ``ratio`` is
+  the target's: the best ingest over the best ceiling, whichever rounds they came
+  from; as the machine's load changes from one round to the next, ``ratio_paired``
+  says the same without mixing loads (each round's ingest over the ceiling measured
+  right before it, the median over the rounds). A second ceiling row decodes every
+  answer as funcpipe must (JSON, then the vectors: ``WireProtocol.parse``), with
   its own ratio (``ratio_decoding``): the raw ceiling stays the target's, since a client
   that never looks at its vectors is the physical limit; the second says how much of
   the gap is the decoding any client pays. ``client_cpu_s`` is the best run's CPU
@@ -35,7 +35,7 @@ about 3,600 files, 64 MB). Every comparison is measured side by side in this one
   server and other processes share the cores; ``peak_rss_mb`` is the highest of the runs.
 * real-http (``python -m bench real-http``; ``FUNCPIPE_BENCH_WHICH=small`` for the
   300-file subset): only the http rows, current checkout, ``ROUNDS`` rounds alternating
-  ceiling and ingest; best of each.
+  ceiling and ingest; best of each, and the paired median (``ratio_paired``).
 * hash into index, current / main: the same ingest against main at ``MAIN_COMMIT``
   (5e53c30: before issue 15's index-write work), alternating, best of 2 each; also alone
   as ``python -m bench real-hash``.
@@ -279,9 +279,9 @@ def _chunk_texts(root: Path) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-def _bodies(texts: list[str], encoding: str, count: int) -> list[bytes]:
-    """``count`` request bodies of ``BATCH`` texts each, in order (whole batches only)."""
-    batches = [texts[i * BATCH : (i + 1) * BATCH] for i in range(min(count, len(texts) // BATCH))]
+def _bodies(texts: list[str], encoding: str) -> list[bytes]:
+    """Request bodies of ``BATCH`` of ``texts`` each, in order (whole batches only)."""
+    batches = [texts[i : i + BATCH] for i in range(0, len(texts) - BATCH + 1, BATCH)]
     return [
         json.dumps({"input": batch, "model": MODEL, "encoding_format": encoding}).encode()
         for batch in batches
@@ -310,7 +310,7 @@ def bench_http_real(
 
     with LocalServer(work) as server:
         for encoding in ("base64", "float"):
-            bodies = _bodies(texts, encoding, len(texts))
+            bodies = _bodies(texts, encoding)
             burst_bodies = bodies[:CEILING_BODIES]
             raw: list[float] = []
             decoding: list[float] = []
@@ -378,7 +378,7 @@ def bench_http_real(
                         # Each round's ingest over the ceiling measured just before it,
                         # the median of the rounds: both under the same load.
                         "ratio_paired": statistics.median(
-                            run[0] / ceiling for run, ceiling in zip(runs[label], raw, strict=True)
+                            run[0] / rate for run, rate in zip(runs[label], raw, strict=True)
                         ),
                         "process_s": wall,
                         "client_cpu_s": summary["client_cpu_s"],
