@@ -4,6 +4,7 @@ it is read is one clear outcome, never a complete document."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from funcpipe_rag.config import RunSettings
 from funcpipe_rag.ingest import IngestRequest, ingest
 from funcpipe_rag.policies.ledger import ResourceLedger
 from funcpipe_rag.readers import READERS, read_file, reader_lineup
-from funcpipe_rag.readers.files import MEMORY_READ_LIMIT, new_hasher
+from funcpipe_rag.readers.files import MEMORY_READ_LIMIT, new_hasher, open_file
 from funcpipe_rag.result import Err, Ok
 from funcpipe_rag.signature import RACY_MARGIN_NS, signature, stat_key
 from funcpipe_rag.walk import SourceFile
@@ -161,3 +162,38 @@ def test_the_read_vouches_with_the_fstat_it_hashed_under_large_files_too(tmp_pat
         expected = signature(stat_key(os.stat(path)), reader_lineup(READERS))
         assert got.value.source.signature == (expected if trusted else None), path.name
     assert ledger.snapshot().open_total == 0
+
+
+def test_a_signal_while_a_file_opens_is_raised_never_a_read_failure(tmp_path: Path) -> None:
+    """Ctrl-C raises KeyboardInterrupt wherever the main thread is (the CLI's handler),
+    opening a file included: it must come out as the interrupt, never as that file's
+    READ/OPEN (the run would go on, the interrupt lost). A real timer signal (SIGPROF:
+    pytest-timeout has SIGALRM) lands at a different moment of an open each round."""
+    path = tmp_path / "a.md"
+    path.write_text("text\n")
+    src = source(path)
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    failures: list[str] = []
+    previous = signal.signal(signal.SIGPROF, handler)
+    try:
+        for i in range(400):
+            # A ledger per round: an interrupt inside its lock's `with` may leave it held.
+            ledger = ResourceLedger()
+            try:
+                signal.setitimer(signal.ITIMER_PROF, 1e-5 * (1 + i % 40))
+                while True:  # open and close until the signal lands
+                    opened = open_file(src, ledger)
+                    if isinstance(opened, Err):
+                        failures.append(f"{opened.error.code}: {opened.error.cause}")
+                        break
+                    opened.value.close()
+                signal.setitimer(signal.ITIMER_PROF, 0)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+    assert failures == []

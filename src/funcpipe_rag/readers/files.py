@@ -18,6 +18,7 @@ its bytes hash the same again.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import time
@@ -64,20 +65,34 @@ class OpenFile:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise IsADirectoryError(f"not a regular file: {src.path}")
             os.set_blocking(fd, True)
-            self.file: BinaryIO = os.fdopen(fd, "rb", buffering=0)
+            # The descriptor stays ours to close, exactly once (closefd=False). A file
+            # object owning it closes it when dropped, and Ctrl-C (the CLI's handler
+            # raises wherever the run is) could drop it between its creation and this
+            # assignment: the os.close below then failed with EBADF (or closed a
+            # descriptor another thread had just been given the number of), and that
+            # OSError, replacing the KeyboardInterrupt, became this file's READ/OPEN
+            # while the run went on.
+            self.file: BinaryIO = io.FileIO(fd, "rb", closefd=False)
         except BaseException:
             os.close(fd)
             raise
+        self._fd = fd
         self._handle = ledger.acquire("file", src.path)
 
     def stamp(self) -> os.stat_result:
-        return os.fstat(self.file.fileno())
+        return os.fstat(self._fd)
 
     def close(self) -> None:
+        """Close the file and its descriptor; a second call does nothing."""
+        fd, self._fd = self._fd, -1
         try:
-            self.file.close()
+            self.file.close()  # the object only: it does not own the descriptor
         finally:
-            self._ledger.release(self._handle)
+            try:
+                if fd >= 0:
+                    os.close(fd)
+            finally:
+                self._ledger.release(self._handle)
 
 
 def open_file(src: SourceFile, ledger: ResourceLedger) -> Result[OpenFile, ErrInfo]:
