@@ -180,7 +180,8 @@ def test_a_signal_while_a_file_opens_is_raised_never_a_read_failure(tmp_path: Pa
     previous = signal.signal(signal.SIGPROF, handler)
     try:
         for i in range(400):
-            # A ledger per round: an interrupt inside its lock's `with` may leave it held.
+            # A ledger per round: the interrupt may land inside the ledger's own code
+            # (a first version sharing one ledger across rounds hung; not diagnosed).
             ledger = ResourceLedger()
             try:
                 signal.setitimer(signal.ITIMER_PROF, 1e-5 * (1 + i % 40))

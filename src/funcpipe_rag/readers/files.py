@@ -73,11 +73,12 @@ class OpenFile:
             # OSError, replacing the KeyboardInterrupt, became this file's READ/OPEN
             # while the run went on.
             self.file: BinaryIO = io.FileIO(fd, "rb", closefd=False)
+            # Inside the try: no file object closes the descriptor if these are cut short.
+            self._fd = fd
+            self._handle = ledger.acquire("file", src.path)
         except BaseException:
             os.close(fd)
             raise
-        self._fd = fd
-        self._handle = ledger.acquire("file", src.path)
 
     def stamp(self) -> os.stat_result:
         return os.fstat(self._fd)
