@@ -24,6 +24,8 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from .policies.interrupts import deferred_interrupts
+
 if TYPE_CHECKING:  # imported when a tree has an ignore file: most runs never need it
     from pathspec import GitIgnoreSpec
 
@@ -71,23 +73,26 @@ def read_ignore_files(directory: str) -> GitIgnoreSpec | None:
 
 def _read_small(path: str) -> bytes | None:
     """A regular file's bytes, up to 1 MiB; opened non-blocking so a FIFO cannot hang."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    # The whole read is one deferred section (a bounded read of a small regular file):
+    # an interrupt raised between os.open returning and the try would leak the descriptor.
+    with deferred_interrupts():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
             return None
-        os.set_blocking(fd, True)
-        parts: list[bytes] = []
-        size = 0
-        while size <= _MAX_IGNORE_FILE and (block := os.read(fd, 1 << 16)):
-            parts.append(block)
-            size += len(block)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            os.set_blocking(fd, True)
+            parts: list[bytes] = []
+            size = 0
+            while size <= _MAX_IGNORE_FILE and (block := os.read(fd, 1 << 16)):
+                parts.append(block)
+                size += len(block)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
     return b"".join(parts) if size <= _MAX_IGNORE_FILE else None
 
 

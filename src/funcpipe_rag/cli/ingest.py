@@ -18,6 +18,7 @@ import typer
 from ..config import RunSettings
 from ..errors import RunInterrupted
 from ..index import leftover_rebuild
+from ..policies.interrupts import raise_or_defer
 from ..reconcile import plan as plan_run
 from ..summary import EXIT_PARTIAL, EXIT_SIGPIPE, RunSummary, headline
 from ..walk import measure_tree, read_path_list
@@ -42,7 +43,8 @@ class _SignalState:
 @contextlib.contextmanager
 def orderly_signals() -> Iterator[_SignalState]:
     """SIGINT and SIGTERM stop the run in order: the first raises (KeyboardInterrupt or
-    RunInterrupted) where the run is; later ones only say cleanup is under way.
+    RunInterrupted) where the run is, or as soon as a resource being made has an owner;
+    later ones only say cleanup is under way.
 
     Why not force-exit on a second Ctrl-C: cleanup is bounded — in-flight requests are
     cancelled by shutting their sockets down, the index commit is one transaction — and
@@ -50,14 +52,15 @@ def orderly_signals() -> Iterator[_SignalState]:
     """
     state = _SignalState()
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         if state.fired:
             os.write(2, b"funcpipe: cleaning up, resources are being released\n")
             return
         state.fired = state.interrupted = True
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise RunInterrupted(signum)
+        # Raised where the run is, unless it is just making a resource and has not yet
+        # bound it where a finally closes it (policies.interrupts): then at the end of that.
+        stop = KeyboardInterrupt() if signum == signal.SIGINT else RunInterrupted(signum)
+        raise_or_defer(stop, frame)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -27,6 +27,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from .interrupts import uninterruptible
+
 
 @dataclass(frozen=True, slots=True)
 class KindCounts:
@@ -130,12 +132,17 @@ class ResourceLedger:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def acquire(self, kind: str, label: str = "") -> Handle:
+        """Count a new resource; call it where the resource is made, inside the section
+        (:func:`~funcpipe_rag.policies.interrupts.deferred_interrupts`) that binds it."""
         with self._lock:
             handle = Handle(next(self._ids), kind, label)
-            self._acquired[kind] = self._acquired.get(kind, 0) + 1
+            acquired = self._acquired.get(kind, 0) + 1
+            # No call between the two updates: an interrupt cannot land between them.
+            self._acquired[kind] = acquired
             self._open[handle.ident] = handle
             return handle
 
+    @uninterruptible  # an interrupt between the two updates would lose a release
     def release(self, handle: Handle) -> None:
         """Mark ``handle`` released; a second release of the same handle is a no-op."""
         with self._lock:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import BinaryIO
 
+from ..policies.interrupts import deferred_interrupts, uninterruptible
 from ..policies.ledger import ResourceLedger
 from ..result import Err, ErrInfo, Ok, Result, make_errinfo
 from ..signature import stat_key, trusted_key
@@ -56,7 +57,12 @@ def read_skip(code: str, msg: str, src: SourceFile) -> Err[ErrInfo]:
 
 
 class OpenFile:
-    """An open, regular, readable file, registered in the ledger while it is open."""
+    """An open, regular, readable file, registered in the ledger while it is open.
+
+    Create it inside :func:`~funcpipe_rag.policies.interrupts.deferred_interrupts`, bound
+    to a name the caller's ``try`` closes: an interrupt raised between ``os.open``
+    returning and that name would leave the descriptor with no owner.
+    """
 
     def __init__(self, src: SourceFile, ledger: ResourceLedger) -> None:
         self._ledger = ledger
@@ -65,15 +71,11 @@ class OpenFile:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise IsADirectoryError(f"not a regular file: {src.path}")
             os.set_blocking(fd, True)
-            # The descriptor stays ours to close, exactly once (closefd=False). A file
-            # object owning it closes it when dropped, and Ctrl-C (the CLI's handler
-            # raises wherever the run is) could drop it between its creation and this
-            # assignment: the os.close below then failed with EBADF (or closed a
-            # descriptor another thread had just been given the number of), and that
-            # OSError, replacing the KeyboardInterrupt, became this file's READ/OPEN
-            # while the run went on.
+            # The descriptor stays ours to close, exactly once (closefd=False): a file
+            # object owning it would close it if dropped by an exception here, and the
+            # os.close below would then fail with EBADF (or close a descriptor another
+            # thread had just been given the number of), replacing that exception.
             self.file: BinaryIO = io.FileIO(fd, "rb", closefd=False)
-            # Inside the try: no file object closes the descriptor if these are cut short.
             self._fd = fd
             self._handle = ledger.acquire("file", src.path)
         except BaseException:
@@ -83,6 +85,7 @@ class OpenFile:
     def stamp(self) -> os.stat_result:
         return os.fstat(self._fd)
 
+    @uninterruptible  # once begun, the descriptor is closed and the ledger told
     def close(self) -> None:
         """Close the file and its descriptor; a second call does nothing."""
         fd, self._fd = self._fd, -1
@@ -97,6 +100,7 @@ class OpenFile:
 
 
 def open_file(src: SourceFile, ledger: ResourceLedger) -> Result[OpenFile, ErrInfo]:
+    """``src`` opened, or its ``READ/...`` failure; call it inside ``deferred_interrupts``."""
     try:
         return Ok(OpenFile(src, ledger))
     except PermissionError as exc:
@@ -145,12 +149,14 @@ def read_bytes(
 ) -> Result[FileBytes, ErrInfo]:
     """Read ``src`` once (twice if a writer was busy with it), hashing what was read."""
     for attempt in (1, 2):
-        opened = open_file(src, ledger)
-        if isinstance(opened, Err):
-            return opened
-        f = opened.value
-        began_ns = time.time_ns()  # before the first byte: see signature.trusted_key
+        f: OpenFile | None = None
         try:
+            with deferred_interrupts():  # until `f` holds the file, which finally closes
+                opened = open_file(src, ledger)
+                if isinstance(opened, Err):
+                    return opened
+                f = opened.value
+            began_ns = time.time_ns()  # before the first byte: see signature.trusted_key
             before = f.stamp()
             if before.st_size <= MEMORY_READ_LIMIT:
                 data: bytes | None = _read_all(f, before.st_size)
@@ -171,7 +177,8 @@ def read_bytes(
         except OSError as exc:
             return read_fail("READ/IO", "read failed", src, exc)
         finally:
-            f.close()
+            if f is not None:
+                f.close()
         key = stat_key(after)
         if stat_key(before) == key and size == after.st_size:
             trusted = trusted_key(after, began_ns)
@@ -195,8 +202,10 @@ class VerifiedStream:
         self._ledger = ledger
 
     def blocks(self) -> Generator[bytes, None, None]:
-        opened = OpenFile(self.source, self._ledger)
+        opened: OpenFile | None = None
         try:
+            with deferred_interrupts():
+                opened = OpenFile(self.source, self._ledger)
             digest = new_hasher()
             while block := opened.file.read(BLOCK_SIZE):
                 digest.update(block)
@@ -204,7 +213,8 @@ class VerifiedStream:
             if digest.hexdigest() != self._expected:
                 raise FileChangedError(self.source.path)
         finally:
-            opened.close()
+            if opened is not None:
+                opened.close()
 
 
 class FileChangedError(OSError):

@@ -20,6 +20,7 @@ import os
 import re
 from typing import Any
 
+from ..policies.interrupts import deferred_interrupts
 from ..policies.ledger import ResourceLedger
 from ..result import Err, ErrInfo, Ok, Result
 from ..walk import SourceFile
@@ -120,16 +121,18 @@ def _read_verified(raw: RawFile, ledger: ResourceLedger) -> Result[bytes, ErrInf
     from .files import new_hasher
 
     assert raw.size > MEMORY_READ_LIMIT
+    opened: OpenFile | None = None
     try:
-        opened = OpenFile(raw.source, ledger)
-    except OSError as exc:
-        return read_fail("READ/OPEN", "cannot open", raw.source, exc)
-    try:
+        with deferred_interrupts():  # until `opened` holds the file, which finally closes
+            opened = OpenFile(raw.source, ledger)
         data = opened.file.read()
     except OSError as exc:
+        if opened is None:
+            return read_fail("READ/OPEN", "cannot open", raw.source, exc)
         return read_fail("READ/IO", "read failed", raw.source, exc)
     finally:
-        opened.close()
+        if opened is not None:
+            opened.close()
     digest = new_hasher()
     digest.update(data)
     if digest.hexdigest() != raw.file_hash:
