@@ -391,6 +391,16 @@ def _db_error(exc: sqlite3.Error, path: Path, doing: str) -> FuncpipeError:
     return IndexDamagedError(f"index {path} cannot be used ({exc}) while {doing}")
 
 
+def _first_problem(verdict: list[str]) -> str:
+    """The first problem ``quick_check`` names, on one line (a row can hold several under
+    a ``*** in database main ***`` heading), and how many more there are."""
+    lines = [x for row in verdict for x in row.splitlines() if x and not x.startswith("***")]
+    if not lines:
+        return "quick_check failed"
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+    return lines[0] + more
+
+
 class _State(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
@@ -576,7 +586,7 @@ class SqliteIndex:
             ):
                 verdict = [r[0] for r in conn.execute(f"PRAGMA {check}")]
                 if verdict != ["ok"]:
-                    problems.append(f"the file is corrupt: {verdict[0]}")
+                    problems.append(f"the file is corrupt: {_first_problem(verdict)}")
                     break
         if not problems:
             keys = {k for (k,) in conn.execute("SELECT key FROM meta")}
