@@ -132,8 +132,9 @@ class ResourceLedger:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def acquire(self, kind: str, label: str = "") -> Handle:
-        """Count a new resource; call it where the resource is made, inside the section
-        (:func:`~funcpipe_rag.policies.interrupts.deferred_interrupts`) that binds it."""
+        """Count a new resource. Where an interrupt may land (the CLI's main thread), make
+        the resource, count it and bind it in one section
+        (:func:`~funcpipe_rag.policies.interrupts.deferred_interrupts`)."""
         with self._lock:
             handle = Handle(next(self._ids), kind, label)
             acquired = self._acquired.get(kind, 0) + 1
