@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from funcpipe_rag.embedders import wirejson
+from funcpipe_rag.embedders import protocols, wirejson
 from funcpipe_rag.embedders.protocols import PROTOCOLS, BadAnswer, _to_vector
 
 OPENAI = PROTOCOLS["openai"]
@@ -147,3 +147,33 @@ def test_huge_integers_parse_as_the_standard_library_would() -> None:
     assert np.array_equal(parsed(in_vector, 1)[0], np.array([huge, 1], np.float32))
     as_index = json.dumps({"data": [{"index": huge, "embedding": [1.0]}]}).encode()
     assert parsed(as_index, 1) == "EMBED/BAD_INDEX"
+
+
+def test_the_fast_base64_decoder_is_installed_by_make_setup() -> None:
+    assert protocols._unpadded_b64decode.func is not base64.b64decode
+
+
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def b64_outcome(decode: Any, text: str) -> tuple[str, Any]:
+    try:
+        return "ok", decode(text)
+    except ValueError:  # binascii.Error is one; the parser catches both
+        return "raised", ValueError
+
+
+@given(
+    st.lists(
+        st.text(B64_ALPHABET, min_size=4, max_size=4)
+        | st.text(B64_ALPHABET + "-_ \n.!\x00é", min_size=4, max_size=4),
+        max_size=40,
+    ).map("".join)
+)
+def test_the_fast_base64_decoder_answers_as_the_standard_library(text: str) -> None:
+    """On what the whole-answer path gives it (no padding, a multiple of 4 long): the
+    same bytes, or a refusal from both."""
+    fast = protocols._unpadded_b64decode
+    assert b64_outcome(fast, text) == b64_outcome(
+        lambda t: base64.b64decode(t, validate=True), text
+    )
